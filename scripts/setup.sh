@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine, idempotently:
+#   - .venv with the pinned Python toolchain (Python 3.12, from pyenv when it is not on PATH)
+#   - .collections/ansible_collections/mlops/platform -> this checkout, so `mlops.platform.*`
+#     resolves for ansible-playbook, ansible-lint, ansible-doc and Molecule (ansible.cfg)
+#   - the pip bootstrap that offline `ansible-test sanity` needs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV="$ROOT/.venv"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+find_python() {
+  local c root
+  for c in "${PYTHON:-}" python3.12; do
+    [[ -n $c ]] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$c"; return; }
+  done
+  if root=$(pyenv root 2>/dev/null); then
+    for c in $(ls -d "$root"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r); do
+      "$c" -c 'import sys' 2>/dev/null && { echo "$c"; return; }
+    done
+  fi
+  log "ERROR: Python 3.12 not found: install it (e.g. 'pyenv install 3.12') or set PYTHON=/path/to/python3.12"
+  exit 1
+}
+
+# 1. virtualenv with the pinned toolchain; reinstalled only when requirements.txt changes.
+stamp="$VENV/.requirements.sha256"
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [[ ! -x $VENV/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  py=$(find_python)
+  log "installing the toolchain into .venv with $py"
+  [[ -x $VENV/bin/python ]] || "$py" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  "$VENV/bin/python" -m pip check
+  echo "$want" >"$stamp"
+fi
+
+# 2. the collection on a collections path, without copying it.
+mkdir -p .collections/ansible_collections/mlops
+ln -sfn ../../.. .collections/ansible_collections/mlops/platform
+
+# 3. offline ansible-test: it bootstraps pip in its venvs with a get-pip script it downloads
+#    from a host we cannot reach, but first looks for it in its cache. Put there a stand-in
+#    that installs the same pinned pip from the wheel the package index serves.
+"$VENV/bin/python" scripts/ansible_test_offline.py
+log "ready: . .venv/bin/activate"
