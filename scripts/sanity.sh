@@ -7,4 +7,4 @@ dest="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}/ansible
 rm -rf "$dest"; mkdir -p "$dest"
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$dest"
 cd "$dest"
-exec ansible-test sanity --local --python 3.12 --color no ${ANSIBLE_TEST_SANITY_ARGS:-} "$@"
+exec ansible-test sanity --local --python 3.12 --color no "$@"

@@ -4,6 +4,7 @@
 #   - .collections/ansible_collections/mlops/platform -> this checkout, so `mlops.platform.*`
 #     resolves for ansible-playbook, ansible-lint, ansible-doc and Molecule (ansible.cfg)
 #   - the pip bootstrap that offline `ansible-test sanity` needs
+#   - Debian packages the gate uses (shellcheck for ansible-test's shellcheck test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,13 +18,27 @@ find_python() {
     [[ -n $c ]] && "$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$c"; return; }
   done
   if root=$(pyenv root 2>/dev/null); then
-    for c in $(ls -d "$root"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r); do
+    while read -r c; do
       "$c" -c 'import sys' 2>/dev/null && { echo "$c"; return; }
-    done
+    done < <(printf '%s\n' "$root"/versions/3.12*/bin/python3.12 | sort -V -r)
   fi
   log "ERROR: Python 3.12 not found: install it (e.g. 'pyenv install 3.12') or set PYTHON=/path/to/python3.12"
   exit 1
 }
+
+# 0. Debian packages, when missing and we may install them.
+SYSTEM_PACKAGES=(shellcheck)
+missing=()
+for p in "${SYSTEM_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    log "WARNING: missing Debian packages ${missing[*]}: install them (sudo apt-get install ${missing[*]})"
+  fi
+fi
 
 # 1. virtualenv with the pinned toolchain; reinstalled only when requirements.txt changes.
 stamp="$VENV/.requirements.sha256"

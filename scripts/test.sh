@@ -3,7 +3,7 @@
 # cache) while the static checks run, then runs the tests that need it, and deletes the
 # cluster at the end, also on failure (KEEP_CLUSTER=1 keeps it). Exits non-zero on any failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/.collections" ANSIBLE_CONFIG="$PWD/ansible.cfg"
 CLUSTER=roles/cluster/files/offline-cluster.sh
 LOGS="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}/logs"
@@ -45,8 +45,10 @@ step sanity scripts/sanity.sh
 step units python -m pytest -q tests/unit
 step cluster-up wait_cluster
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
-  failed=$((failed + 1)); failures+=(molecule); echo "=== molecule: not run, the cluster did not come up"
+  failed=$((failed + 2)); failures+=(integration molecule)
+  echo "=== integration, molecule: not run, the cluster did not come up"
 else
+  step integration python -m pytest -q tests/integration
   step molecule molecule test -s default
 fi
 

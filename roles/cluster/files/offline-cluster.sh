@@ -121,6 +121,9 @@ cmd_build() {
   build_etcd
   build_kwok
   build_kubernetes
+  # Release the lock before anything long-lived starts: the cluster's processes would
+  # inherit the descriptor and hold the lock for as long as they run.
+  exec 9>&-
   log "binaries ready in $CACHE_DIR/bin ($((SECONDS - start)) s)"
 }
 

@@ -1,0 +1,43 @@
+# Copyright: mlops.platform maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Jinja filters over the team model (``teams:``); the logic lives in module_utils/teams.py.
+
+- ``team_errors(teams, defaults)``: list of validation messages (empty when valid).
+- ``teams_normalized(teams, defaults)``: every team with all fields filled in.
+- ``team_namespaces(teams, defaults)``: one row per namespace (team, namespace, serving,
+  training, secrets, bucket_prefix, service_accounts) for the Seldon, secrets and storage roles.
+- ``team_objects(teams, settings, defaults)``: the Kubernetes objects of the team_isolation role.
+- ``team_stale_objects(found, desired, protected)``: labelled objects no longer desired.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.mlops.platform.plugins.module_utils.teams import (
+    normalize_teams,
+    render_teams,
+    stale_objects,
+    team_namespaces,
+    validate_teams,
+)
+
+
+def team_objects(teams, settings, defaults=None):
+    errors = validate_teams(teams, defaults)
+    if errors:
+        # The role validates first; this guards direct use of the filter.
+        raise AnsibleFilterError("invalid teams:\n" + "\n".join(errors))
+    return render_teams(teams, settings, defaults)
+
+
+class FilterModule:
+    """Team model filters."""
+
+    def filters(self):
+        return {
+            "team_errors": validate_teams,
+            "teams_normalized": normalize_teams,
+            "team_namespaces": team_namespaces,
+            "team_objects": team_objects,
+            "team_stale_objects": stale_objects,
+        }
