@@ -645,7 +645,7 @@ def extract(files: dict[str, bytes], dest: str, check_mode: bool = False) -> tup
                 handle.write(files[path])
                 handle.flush()
                 os.fsync(handle.fileno())
-        for root, dirnames, _ in os.walk(tmp):
+        for root, dirnames, _files in os.walk(tmp):
             for name in dirnames:
                 os.chmod(os.path.join(root, name), DIR_MODE)
         if current is not None:
@@ -698,7 +698,7 @@ def write_package(path: str, data: bytes, check_mode: bool = False) -> tuple[boo
 def archive_names(data: bytes) -> list[str]:
     """File names of an existing archive for the diff, or [] when it cannot be read."""
     try:
-        files, _ = read_archive(data)
+        files = read_archive(data)[0]
     except PackageError:
         return []
     return sorted(files)

@@ -18,7 +18,7 @@ description:
     C(app.kubernetes.io/managed-by=mlops.platform), C(app.kubernetes.io/part-of=mlops-platform) and,
     with O(team), C(mlops.platform/team=<team>).
   - The archive is deterministic (sorted members, fixed times and owners, gzip mtime 0), so the same
-    inputs give the same bytes and RV(changed) is honest. Sealing is randomised unless O(signing_key)
+    inputs give the same bytes and C(changed) is honest. Sealing is randomised unless O(signing_key)
     is given, from which the sealing randomness is derived; without it a sealed package is rebuilt on
     every run.
   - With O(signing_key) (Ed25519), C(MANIFEST.json.sig) signs the manifest; teams check it with O(verify_key).
@@ -31,7 +31,7 @@ description:
   - O(state=absent) removes a package file or an extracted package directory.
   - Diff output lists file names, never values.
 author:
-  - mlops.platform maintainers
+  - mlops.platform maintainers (@mlops-platform)
 requirements:
   - cryptography (only with O(certificate), O(signing_key) or O(verify_key))
 attributes:

@@ -12,8 +12,9 @@ import pathlib
 import subprocess
 
 import pytest
-
 from ansible_collections.mlops.platform.plugins.module_utils import secret_package as sp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OFFLINE_CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
@@ -32,8 +33,12 @@ SEALED_SECRET_CRD = {
     "metadata": {"name": "sealedsecrets.bitnami.com"},
     "spec": {
         "group": "bitnami.com",
-        "names": {"kind": "SealedSecret", "listKind": "SealedSecretList", "plural": "sealedsecrets",
-                  "singular": "sealedsecret"},
+        "names": {
+            "kind": "SealedSecret",
+            "listKind": "SealedSecretList",
+            "plural": "sealedsecrets",
+            "singular": "sealedsecret",
+        },
         "scope": "Namespaced",
         "versions": [{
             "name": "v1alpha1",
@@ -51,8 +56,7 @@ SEALED_SECRET_CRD = {
                         "type": "object",
                         "required": ["encryptedData"],
                         "properties": {
-                            "encryptedData": {"type": "object", "additionalProperties": {"type": "string"},
-                                              "x-kubernetes-preserve-unknown-fields": True},
+                            "encryptedData": {"type": "object", "additionalProperties": {"type": "string"}},
                             "template": {
                                 "type": "object",
                                 "properties": {
@@ -72,6 +76,22 @@ SEALED_SECRET_CRD = {
 }
 
 
+@pytest.fixture(scope="module")
+def controller_public_pem() -> str:
+    """A stand-in controller key; load_public_key accepts a PEM public key as well as a certificate."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@pytest.fixture(scope="module")
+def signing_pem() -> str:
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 def kubectl_path() -> str:
     env = dict(
         line.split("=", 1)
@@ -82,11 +102,17 @@ def kubectl_path() -> str:
 
 
 def kubectl(kubeconfig: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([kubectl_path(), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True,
-                            check=False, timeout=120)
+    result = subprocess.run(
+        [kubectl_path(), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, check=False, timeout=120
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+def apply_overlay(kubeconfig: str, dest: pathlib.Path, env: str) -> None:
+    """The team-side step of the seeds: `kubectl apply -k k8s/manifests/<ns>/<env>`."""
+    kubectl(kubeconfig, "apply", "--server-side", "--field-manager=mlops.platform", "-k", str(dest / "overlays" / env))
 
 
 def package_spec(namespace: str, **over) -> dict:
@@ -96,8 +122,11 @@ def package_spec(namespace: str, **over) -> dict:
         "secrets": [
             {"name": "ml-platform", "data": dict(ML_PLATFORM_KEYS)},
             {"name": "ghcr", "type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": DOCKERCONFIG}},
-            {"name": "mlflow-database-secret", "data": {"username": "mlflow", "host": "db", "port": 5432},
-             "environments": {"production": {"password": "prod-pw"}, "staging": {"password": "stg-pw"}}},
+            {
+                "name": "mlflow-database-secret",
+                "data": {"username": "mlflow", "host": "db", "port": 5432},
+                "environments": {"production": {"password": "prod-pw"}, "staging": {"password": "stg-pw"}},
+            },
         ],
     }
     spec.update(over)
@@ -119,8 +148,7 @@ def test_plain_package_applies_with_exact_keys(kubeconfig, api_client, namespace
     from kubernetes import client
 
     dest = build_and_extract(tmp_path, package_spec(namespace))
-    kubectl(kubeconfig, "apply", "--server-side", "--field-manager=mlops.platform", "-k",
-            str(dest / "overlays" / "production"))
+    apply_overlay(kubeconfig, dest, "production")
     core = client.CoreV1Api(api_client)
     ml = core.read_namespaced_secret("ml-platform", namespace)
     assert ml.type == "Opaque"
@@ -135,8 +163,7 @@ def test_plain_package_applies_with_exact_keys(kubeconfig, api_client, namespace
     assert set(db.data) == {"username", "host", "port", "password"}
     assert base64.b64decode(db.data["password"]) == b"prod-pw"
     # Re-applying the staging overlay switches the per-environment value only.
-    kubectl(kubeconfig, "apply", "--server-side", "--field-manager=mlops.platform", "-k",
-            str(dest / "overlays" / "staging"))
+    apply_overlay(kubeconfig, dest, "staging")
     db = core.read_namespaced_secret("mlflow-database-secret", namespace)
     assert base64.b64decode(db.data["password"]) == b"stg-pw"
 
@@ -161,26 +188,31 @@ def sealed_secret_crd(kubeconfig, api_client):
 
 
 @pytest.mark.cluster
-@pytest.mark.parametrize("scope", ["strict", "cluster-wide"])
-def test_sealed_package_validates_against_the_crd(kubeconfig, api_client, namespace, tmp_path, sealed_secret_crd,
-                                                  sealing_cert_pem, ed25519_keys, scope):
+def test_sealed_package_validates_against_the_crd(
+    kubeconfig, api_client, namespace, tmp_path, sealed_secret_crd, controller_public_pem, signing_pem
+):
     from kubernetes import client
 
-    spec = package_spec(namespace, certificate=sealing_cert_pem, sealing_scope=scope, signing_key=ed25519_keys[0])
-    dest = build_and_extract(tmp_path, spec)
-    kubectl(kubeconfig, "apply", "--server-side", "--field-manager=mlops.platform", "-k",
-            str(dest / "overlays" / "production"))
     custom = client.CustomObjectsApi(api_client)
-    items = custom.list_namespaced_custom_object("bitnami.com", "v1alpha1", namespace, "sealedsecrets")["items"]
-    by_name = {item["metadata"]["name"]: item for item in items}
-    assert set(by_name) == {"ml-platform", "ghcr", "mlflow-database-secret"}
-    assert set(by_name["ml-platform"]["spec"]["encryptedData"]) == set(ML_PLATFORM_KEYS)
-    assert by_name["ghcr"]["spec"]["template"]["type"] == "kubernetes.io/dockerconfigjson"
-    annotations = by_name["ml-platform"]["metadata"].get("annotations", {})
-    assert (annotations.get("sealedsecrets.bitnami.com/cluster-wide") == "true") == (scope == "cluster-wide")
+    # One namespace (the shared fixture takes the test name), each scope applied in turn.
+    for scope in ("strict", "namespace-wide", "cluster-wide"):
+        spec = package_spec(namespace, certificate=controller_public_pem, sealing_scope=scope, signing_key=signing_pem)
+        dest = build_and_extract(tmp_path / scope, spec)
+        apply_overlay(kubeconfig, dest, "production")
+        items = custom.list_namespaced_custom_object("bitnami.com", "v1alpha1", namespace, "sealedsecrets")["items"]
+        by_name = {item["metadata"]["name"]: item for item in items}
+        assert set(by_name) == {"ml-platform", "ghcr", "mlflow-database-secret"}
+        assert set(by_name["ml-platform"]["spec"]["encryptedData"]) == set(ML_PLATFORM_KEYS)
+        assert by_name["ghcr"]["spec"]["template"]["type"] == "kubernetes.io/dockerconfigjson"
+        assert by_name["ml-platform"]["spec"]["template"]["metadata"]["labels"]["mlops.platform/team"] == "it-team"
+        annotations = by_name["ml-platform"]["metadata"].get("annotations", {})
+        for name in ("namespace-wide", "cluster-wide"):
+            assert (annotations.get(f"sealedsecrets.bitnami.com/{name}") == "true") == (scope == name), annotations
     # The CRD really validates: a malformed object is rejected by the API server.
-    bad = {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
-           "metadata": {"name": "bad", "namespace": namespace}, "spec": {"encryptedData": {"k": 5}}}
+    bad = {
+        "apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+        "metadata": {"name": "bad", "namespace": namespace}, "spec": {"encryptedData": {"k": 5}},
+    }
     with pytest.raises(client.exceptions.ApiException) as err:
         custom.create_namespaced_custom_object("bitnami.com", "v1alpha1", namespace, "sealedsecrets", bad)
     assert err.value.status == 422

@@ -112,7 +112,7 @@ def extract_package(src, dest, namespace=NS, verify_key=None, limits=None, check
 
 def test_build_is_byte_identical_and_normalised():
     first, names = sp.build(spec())
-    second, _ = sp.build(spec())
+    second = sp.build(spec())[0]
     assert first == second
     assert first[4:8] == b"\x00\x00\x00\x00"  # gzip header mtime
     with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as tar:
@@ -201,7 +201,7 @@ def test_sealed_package_unseals(controller_decrypt, rsa_private_key, sealing_cer
 
 
 def test_sealed_build_is_deterministic_only_with_signing_key(sealing_cert_pem, ed25519_keys):
-    private, _ = ed25519_keys
+    private = ed25519_keys[0]
     signed = spec(certificate=sealing_cert_pem, signing_key=private)
     assert sp.build(signed)[0] == sp.build(signed)[0]
     unsigned = spec(certificate=sealing_cert_pem)
@@ -271,7 +271,7 @@ def test_round_trip_modes_and_idempotence(tmp_path, package):
         for f in filenames:
             assert stat.S_IMODE(os.stat(os.path.join(root, f)).st_mode) == 0o600
     assert (dest / "overlays/production/mlflow.yaml").read_bytes() == files_of()["overlays/production/mlflow.yaml"]
-    (changed, before, after), _ = extract_package(package, dest)
+    changed, before, after = extract_package(package, dest)[0]
     assert not changed and before == after
     # no temporary directories left next to dest
     assert os.listdir(dest.parent) == [NS]
@@ -279,7 +279,7 @@ def test_round_trip_modes_and_idempotence(tmp_path, package):
 
 def test_extract_check_mode_writes_nothing(tmp_path, package):
     dest = tmp_path / "dest"
-    (changed, _, _), _ = extract_package(package, dest, check_mode=True)
+    changed = extract_package(package, dest, check_mode=True)[0][0]
     assert changed and not dest.exists()
 
 
@@ -288,7 +288,7 @@ def test_extract_replaces_a_previous_package_and_repairs_modes(tmp_path, package
     extract_package(package, dest)
     (dest / "overlays/staging/stale.yaml").write_text("stale")
     os.chmod(dest / "MANIFEST.json", 0o644)
-    (changed, before, after), _ = extract_package(package, dest)
+    changed, before, after = extract_package(package, dest)[0]
     assert changed and "overlays/staging/stale.yaml" in before and "overlays/staging/stale.yaml" not in after
     assert not (dest / "overlays/staging/stale.yaml").exists()
     assert stat.S_IMODE((dest / "MANIFEST.json").stat().st_mode) == 0o600
@@ -312,7 +312,7 @@ def test_signed_package_round_trip(tmp_path, ed25519_keys):
     private, public = ed25519_keys
     path = tmp_path / "signed.tar.gz"
     path.write_bytes(sp.build(spec(signing_key=private))[0])
-    (changed, _, after), _ = extract_package(path, tmp_path / "dest", verify_key=public)
+    changed, _before, after = extract_package(path, tmp_path / "dest", verify_key=public)[0]
     assert changed and sp.SIGNATURE in after
 
 
@@ -454,7 +454,7 @@ NEEDS_KEY = {"unsigned-when-key-required", "bad-signature"}
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_hostile_package_is_refused_and_nothing_is_written(tmp_path, ed25519_keys, case):
     make, message = CORPUS[case]
-    _, public = ed25519_keys
+    public = ed25519_keys[1]
     data = _signed_by_other_key(public) if case == "bad-signature" else make()
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -480,7 +480,7 @@ def test_valid_forged_archive_passes_the_same_checks(tmp_path):
     """The forging helpers themselves make acceptable packages, so refusals are due to the defect."""
     src = tmp_path / "ok.tar.gz"
     src.write_bytes(tar_gz(entries(_valid())))
-    (changed, _, _), _ = extract_package(src, tmp_path / "dest")
+    changed = extract_package(src, tmp_path / "dest")[0][0]
     assert changed
     remade = tmp_path / "remade.tar.gz"
     remade.write_bytes(tar_gz(entries(remanifest(_valid()))))
@@ -517,7 +517,7 @@ def test_module_argspec_hides_every_value_bearing_option():
 
 
 def test_module_build_check_mode_diff_and_idempotence(tmp_path, capsys):
-    args = {"state": "built", "dest": str(tmp_path / "dist"), **{k: v for k, v in spec().items()}}
+    args = {"state": "built", "dest": str(tmp_path / "dist"), **spec()}
     rc, out = run_module(capsys, args, check_mode=True, diff=True)
     assert rc == 0 and out["changed"] and not (tmp_path / "dist").exists()
     assert "base/ml-platform.yaml" in out["diff"]["after"] and out["diff"]["before"] == ""
