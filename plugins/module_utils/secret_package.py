@@ -500,7 +500,7 @@ def verify_package(
             raise PackageError(f"the signature in {SIGNATURE} does not match {MANIFEST} and verify_key") from None
     try:
         manifest = json.loads(files[MANIFEST].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise PackageError(f"{MANIFEST} is not valid JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
         raise PackageError(f"{MANIFEST} has format {manifest.get('format') if isinstance(manifest, dict) else None!r};"
@@ -544,7 +544,27 @@ def verify_package(
                 raise PackageError(f"{path} is empty")
             for doc in docs:
                 _check_object(path, doc, namespace)
+    overlay_resources(files, manifest)  # refuses kustomizations that include each other
     return manifest
+
+
+def overlay_resources(files: dict[str, bytes], manifest: dict) -> dict[str, list[str]]:
+    """Environment → the manifest files its overlay applies, in kustomize order (base first).
+
+    Only for a verified package: its kustomizations hold nothing but in-package resources.
+    """
+
+    def resolve(directory: str, seen: frozenset) -> list[str]:
+        if directory in seen:
+            raise PackageError(f"{directory}/{KUSTOMIZATION} includes itself")
+        doc = _load_yaml_docs(f"{directory}/{KUSTOMIZATION}", files[f"{directory}/{KUSTOMIZATION}"])[0]
+        out: list[str] = []
+        for res in doc.get("resources") or []:
+            target = posixpath.normpath(posixpath.join(directory, res))
+            out += resolve(target, seen | {directory}) if target not in files else [target]
+        return out
+
+    return {env: resolve(f"overlays/{env}", frozenset()) for env in manifest["environments"]}
 
 
 def read_package_file(path: str, limits: dict | None = None) -> bytes:

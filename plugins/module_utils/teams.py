@@ -29,10 +29,14 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_TEAM = "mlops.platform/team"
 LABEL_INSTANCE = "mlops.platform/instance"
+# Other roles label their objects in team namespaces too; this label keeps pruning to ours.
+LABEL_COMPONENT = "app.kubernetes.io/component"
+COMPONENT = "team-isolation"
 LABEL_COST_CENTER = "mlops.platform/cost-center"
 LABEL_ENVIRONMENT = "mlops.platform/environment"
 LABEL_NAMESPACE_NAME = "kubernetes.io/metadata.name"
 PSA_PREFIX = "pod-security.kubernetes.io/"
+PLATFORM_LABELS = (LABEL_MANAGED_BY, LABEL_PART_OF, LABEL_TEAM, LABEL_INSTANCE, LABEL_COMPONENT, "name")
 
 ACCESS_LEVELS = ("admin", "edit", "view")
 PSA_LEVELS = ("privileged", "baseline", "restricted")
@@ -372,9 +376,7 @@ def _validate_team(errors: _Errors, index: int, team: Any, defaults: dict) -> st
     for key, value in _dict_field(errors, label, "labels", team.get("labels")).items():
         if not _is_label_key(key):
             errors.add(label, f"labels.{key}", "is not a valid label key", "use [prefix/]name, e.g. example.com/owner")
-        elif key in (LABEL_MANAGED_BY, LABEL_PART_OF, LABEL_TEAM, LABEL_INSTANCE, "name") or key.startswith(
-            (PSA_PREFIX, "kubernetes.io/", "mlops.platform/")
-        ):
+        elif key in PLATFORM_LABELS or key.startswith((PSA_PREFIX, "kubernetes.io/", "mlops.platform/")):
             errors.add(label, f"labels.{key}", "is set by the platform", "remove it; use the matching team field")
         elif not _is_label_value(value if isinstance(value, str) else None):
             errors.add(label, f"labels.{key}", f"{value!r} is not a valid label value",
@@ -541,6 +543,7 @@ def team_labels(team: dict, settings: dict) -> dict:
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_PART_OF: PART_OF,
         LABEL_INSTANCE: settings["instance"],
+        LABEL_COMPONENT: COMPONENT,
         LABEL_TEAM: team["name"],
     }
     if team["cost"].get("cost_center"):
@@ -662,7 +665,7 @@ def render_teams(teams: list | None, settings: dict, defaults: dict | None = Non
 def stale_objects(found: list[dict], desired: list[dict], protected_namespaces: list[str] | None = None) -> list[dict]:
     """Objects in ``found`` (listed by our labels) that ``desired`` no longer has.
 
-    Only objects carrying our managed-by label qualify; protected namespaces are never
+    Only objects carrying our managed-by and component labels qualify; protected namespaces are never
     returned. Objects inside a namespace that is itself stale are left to the namespace's
     deletion. Namespaced objects come before namespaces.
     """
@@ -671,7 +674,10 @@ def stale_objects(found: list[dict], desired: list[dict], protected_namespaces: 
     stale = []
     for obj in found:
         meta = obj.get("metadata") or {}
-        if (meta.get("labels") or {}).get(LABEL_MANAGED_BY) != MANAGED_BY or object_key(obj) in keep:
+        labels = meta.get("labels") or {}
+        if labels.get(LABEL_MANAGED_BY) != MANAGED_BY or labels.get(LABEL_COMPONENT) != COMPONENT:
+            continue
+        if object_key(obj) in keep:
             continue
         if obj.get("kind") == "Namespace" and meta.get("name") in protected:
             continue

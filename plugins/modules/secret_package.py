@@ -152,6 +152,9 @@ options:
     default: 16777216
 notes:
   - The extracted directory holds secrets (in clear text without sealing); keep it out of version control.
+  - Every value in O(secrets[].data) and O(secrets[].environments) is treated as secret, so Ansible masks any
+    occurrence of one in the module's output; a short non-secret value (for example V(s3) or V(mlflow)) can make
+    returned paths show C(********).
 seealso:
   - name: Sealed Secrets crypto details
     description: The hybrid encryption this module reproduces offline.
@@ -221,6 +224,13 @@ signed:
   description: Whether the package carries a signature (V(built)) or its signature was verified (V(extracted)).
   returned: when O(state=built) or O(state=extracted)
   type: bool
+resources:
+  description:
+    - For each environment, the manifest files (relative to RV(path)) its overlay applies, base first;
+      what C(kubectl apply -k <path>/overlays/<env>) would apply.
+  returned: when O(state=extracted)
+  type: dict
+  sample: {production: [base/ml-platform.yaml, overlays/production/mlflow.yaml]}
 environments:
   description: Environments with an overlay in the package.
   returned: when O(state=built) or O(state=extracted)
@@ -230,12 +240,12 @@ environments:
 """
 
 # Imports follow the documentation, as validate-modules requires.
-import hashlib  # noqa: E402
-import os  # noqa: E402
+import hashlib
+import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible_collections.mlops.platform.plugins.module_utils import sealing  # noqa: E402
-from ansible_collections.mlops.platform.plugins.module_utils import secret_package as sp  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.mlops.platform.plugins.module_utils import sealing
+from ansible_collections.mlops.platform.plugins.module_utils import secret_package as sp
 
 
 def _diff(before: list[str], after: list[str], path: str) -> dict:
@@ -270,7 +280,7 @@ def _extracted(module: AnsibleModule) -> dict:
     return {
         "changed": changed, "path": p["dest"], "files": after, "sealed": bool(manifest.get("sealed")),
         "signed": bool(p["verify_key"]), "environments": manifest["environments"],
-        "diff": _diff(before, after, p["dest"]),
+        "resources": sp.overlay_resources(files, manifest), "diff": _diff(before, after, p["dest"]),
     }
 
 

@@ -134,10 +134,10 @@ def package_spec(namespace: str, **over) -> dict:
 
 
 def build_and_extract(tmp_path: pathlib.Path, spec: dict) -> pathlib.Path:
-    data, _ = sp.build(spec)
+    data = sp.build(spec)[0]
     package = tmp_path / sp.package_filename(spec["project"], spec["scope"], spec["date"])
     assert sp.write_package(str(package), data)[0]
-    files, _ = sp.load_package(str(package), spec["namespace"])
+    files = sp.load_package(str(package), spec["namespace"])[0]
     dest = tmp_path / "k8s" / "manifests" / spec["namespace"]
     assert sp.extract(files, str(dest))[0]
     return dest

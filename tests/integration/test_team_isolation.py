@@ -249,7 +249,7 @@ def test_privileged_pod_is_rejected_by_pod_security(platform, api_client):
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod(ALPHA, _pod("privileged", privileged=True))
     assert err.value.status == 403
-    assert 'violates PodSecurity "baseline:latest"' in err.value.body, err.value.body
+    assert 'violates PodSecurity "baseline:latest"' in json.loads(err.value.body)["message"], err.value.body
 
 
 def test_edited_quota_is_put_back_and_check_mode_predicts_it(platform, kubeconfig, api_client):

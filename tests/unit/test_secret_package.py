@@ -369,10 +369,30 @@ def _kustomization_generator() -> bytes:
     return tar_gz(entries(remanifest(files)))
 
 
+def _kustomization_cycle() -> bytes:
+    files = _valid()
+    files["base/kustomization.yaml"] = b"kind: Kustomization\nresources: [../overlays/production]\n"
+    return tar_gz(entries(remanifest(files)))
+
+
+def _deep_manifest() -> bytes:
+    files = _valid()
+    files[sp.MANIFEST] = b"[" * 100000 + b"]" * 100000
+    return tar_gz(entries(files))
+
+
 def _object_other_namespace() -> bytes:
     files = _valid()
     obj = yaml.safe_load(files["base/ml-platform.yaml"])
     obj["metadata"]["namespace"] = "financial-ml"
+    files["base/ml-platform.yaml"] = yaml.safe_dump(obj).encode()
+    return tar_gz(entries(remanifest(files)))
+
+
+def _object_without_namespace() -> bytes:
+    files = _valid()
+    obj = yaml.safe_load(files["base/ml-platform.yaml"])
+    del obj["metadata"]["namespace"]
     files["base/ml-platform.yaml"] = yaml.safe_dump(obj).encode()
     return tar_gz(entries(remanifest(files)))
 
@@ -429,6 +449,9 @@ CORPUS = {
     "non-secret-object": (_other_kind, "only Secrets and SealedSecrets"),
     "kustomization-outside": (_kustomization_outside, "points outside the package"),
     "kustomization-generator": (_kustomization_generator, "allow only resources"),
+    "kustomization-cycle": (_kustomization_cycle, "includes itself"),
+    "deeply-nested-manifest": (_deep_manifest, "MANIFEST.json is not valid JSON"),
+    "object-without-namespace": (_object_without_namespace, "targets namespace None"),
     "gzip-bomb": (_bomb, "possible gzip bomb"),
     "truncated": (lambda: sp.build(spec())[0][:-40], "truncated"),
     "truncated-tar": (
@@ -543,3 +566,11 @@ def test_module_refusal_is_a_clear_failure(tmp_path, capsys):
 def test_module_requires_options_per_state(tmp_path, capsys):
     rc, out = run_module(capsys, {"state": "extracted", "dest": str(tmp_path)})
     assert rc == 1 and "src" in out["msg"] and "namespace" in out["msg"]
+
+
+def test_overlay_resources_follow_the_kustomizations(package):
+    files, manifest = sp.load_package(str(package), NS)
+    assert sp.overlay_resources(files, manifest) == {
+        "production": ["base/ghcr.yaml", "base/ml-platform.yaml", "overlays/production/mlflow.yaml"],
+        "staging": ["base/ghcr.yaml", "base/ml-platform.yaml", "overlays/staging/mlflow.yaml"],
+    }

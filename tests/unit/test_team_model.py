@@ -247,7 +247,8 @@ def test_rendering_is_deterministic():
 
 def test_stale_objects_only_ours_not_protected_namespaced_first():
     desired = _objects(serving_team())
-    ours = {"app.kubernetes.io/managed-by": "mlops.platform"}
+    ours = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/component": "team-isolation"}
+    other_role = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/component": "seldon"}
     found = [
         *desired,
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "old-team", "labels": ours}},
@@ -257,6 +258,8 @@ def test_stale_objects_only_ours_not_protected_namespaced_first():
          "metadata": {"name": "removed-sa", "namespace": "financial-ml", "labels": ours}},
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": "theirs", "namespace": "financial-ml", "labels": {"app": "x"}}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "seldon", "namespace": "financial-ml", "labels": other_role}},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "seldon-system", "labels": ours}},
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system", "labels": ours}},
     ]
