@@ -148,12 +148,18 @@ def _derive(seed_key: bytes, purpose: bytes, parts: list[bytes]) -> bytes:
     return hmac.new(seed_key, msg, hashlib.sha256).digest()
 
 
-def hybrid_encrypt(public_key, plaintext: bytes, label: bytes, seed_key: bytes | None = None) -> bytes:
-    """Seal one value: 2-byte RSA length ‖ RSA-OAEP(session key) ‖ AES-256-GCM(value)."""
+def hybrid_encrypt(
+    public_key, plaintext: bytes, label: bytes, seed_key: bytes | None = None, context: bytes = b""
+) -> bytes:
+    """Seal one value: 2-byte RSA length ‖ RSA-OAEP(session key) ‖ AES-256-GCM(value).
+
+    `context` (the data key) only enters the deterministic derivation, so equal values under
+    different keys still get different ciphertexts.
+    """
     require_cryptography()
     if seed_key:
         spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        parts = [hashlib.sha256(spki).digest(), label, plaintext]
+        parts = [hashlib.sha256(spki).digest(), label, context, plaintext]
         session_key = _derive(seed_key, b"mlops.platform/seal/session-key/v1", parts)
         oaep_seed = _derive(seed_key, b"mlops.platform/seal/oaep-seed/v1", parts)
         rsa_ciphertext = _oaep_encrypt_with_seed(public_key, session_key, label, oaep_seed)
@@ -174,11 +180,12 @@ def seal_value(
     name: str,
     scope: str = "strict",
     seed_key: bytes | None = None,
+    key: str = "",
 ) -> str:
-    """The base64 `encryptedData` entry for one value of Secret `namespace/name`."""
+    """The base64 `encryptedData` entry for value `key` of Secret `namespace/name`."""
     data = value.encode() if isinstance(value, str) else value
     label = encryption_label(namespace, name, scope)
-    return base64.b64encode(hybrid_encrypt(public_key, data, label, seed_key)).decode()
+    return base64.b64encode(hybrid_encrypt(public_key, data, label, seed_key, key.encode())).decode()
 
 
 def sealed_secret(
@@ -208,7 +215,7 @@ def sealed_secret(
         template_meta["annotations"] = dict(merged_anno)
     if scope_anno:
         meta["annotations"] = dict(scope_anno)
-    encrypted = {key: seal_value(public_key, data[key], namespace, name, scope, seed_key) for key in sorted(data)}
+    encrypted = {key: seal_value(public_key, data[key], namespace, name, scope, seed_key, key) for key in sorted(data)}
     return {
         "apiVersion": "bitnami.com/v1alpha1",
         "kind": "SealedSecret",

@@ -139,8 +139,9 @@ def test_an_archive_of_another_version_fails_before_helm_runs(helm, archives, cl
                    expect_failure=True)
     failed = [t for play in out["plays"] for t in play["tasks"]
               if t["hosts"]["localhost"].get("failed")]
-    assert [t["task"]["name"] for t in failed] == ["Fail on a missing chart archive or one of another version"]
+    assert [t["task"]["name"].split(" : ")[-1] for t in failed] == [
+        "Fail on a missing chart archive or one of another version"]
     message = failed[0]["hosts"]["localhost"]["results"][-1]["msg"]
     assert "seldon_chart_archives.setup" in message and f"-{VERSION}.tgz" in message
-    ran = {t["task"]["name"] for play in out["plays"] for t in play["tasks"]}
+    ran = {t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]}
     assert "Install the Seldon Core v2 CRDs chart" not in ran

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import pathlib
+import re
 import subprocess
 import sys
 import threading

@@ -135,6 +135,12 @@ def test_deterministic_sealing_depends_on_every_input(public_key):
     assert base != seal_value(public_key, "v", "ns", "n", seed_key=b"k2")
     other_cert_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     assert base != seal_value(other_cert_key, "v", "ns", "n", seed_key=seed)
+    # equal values under different keys do not reveal that they are equal
+    assert seal_value(public_key, "v", "ns", "n", seed_key=seed, key="A") != seal_value(
+        public_key, "v", "ns", "n", seed_key=seed, key="B"
+    )
+    obj = sealed_secret(public_key, "n", "ns", {"A": "same", "B": "same"}, seed_key=seed)
+    assert obj["spec"]["encryptedData"]["A"] != obj["spec"]["encryptedData"]["B"]
 
 
 def test_load_public_key_accepts_pem_public_key(rsa_private_key):

@@ -67,3 +67,22 @@ def test_every_serving_team_of_every_inventory_passes_the_preflight(inventory):
         limit_ranges = [o for o in in_ns if o["kind"] == "LimitRange"]
         result = sd.preflight(params, quotas, limit_ranges)
         assert result["errors"] == [], f"{inventory}/{ns}: {result['errors']}"
+
+
+def test_the_readme_seed_001_example_passes_the_preflight_of_the_local_team():
+    readme = (ROLE / "README.md").read_text()
+    example = yaml.safe_load(readme.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert [o["name"] for o in example["seldon_runtime_overrides"]] == list(sd.COMPONENTS)
+    teams = load(ROOT / "inventories" / "local" / "group_vars" / "all" / "teams.yml")["teams"]
+    team = tm.normalize_team(next(t for t in teams if t["serving"]))
+    quota = {"metadata": {"name": "q"}, "spec": {"hard": tm._quota_hard(team["quota"])}}
+    lr = team["limit_range"]
+    limit_range = {"metadata": {"name": "lr"}, "spec": {"limits": [{
+        "type": "Container", "default": lr["default"], "defaultRequest": lr["default_request"], "max": lr["max"]}]}}
+    params = {"name": "seldon", "namespace": team["name"], "overrides": example["seldon_runtime_overrides"],
+              "servers": example["seldon_servers"]}
+    assert sd.validate_params(params) == []
+    assert sd.preflight(params, [quota], [limit_range])["errors"] == []
+    # Without the LimitRange the explicit limits alone are not enough: the other components have no CPU limit.
+    errors = sd.preflight(params, [quota], [])["errors"]
+    assert errors and not any(e.startswith(("seldon-scheduler ", "seldon-dataflow-engine ")) for e in errors)
