@@ -533,7 +533,7 @@ def preflight(params: dict, quotas: list[dict], limit_ranges: list[dict], seldon
                         errors.append(f"{where}: requests.{res} {'unset' if value is None else _fmt(res, value)} is "
                                       f"below the LimitRange {item['_name']} min {low}. Fix: request at least {low}.")
             for quota, key, _hard_text, _hard, _used in constraints:
-                kind, _, res = key.rpartition(".")
+                kind, _dot, res = key.rpartition(".")
                 if res not in COMPUTE or kind not in ("", "requests", "limits"):
                     continue
                 values = eff["limits"] if kind == "limits" else eff["requests"]

@@ -87,8 +87,8 @@ options:
       resources:
         description:
           - Requests and limits of the component's main container (C(scheduler), C(envoy), C(dataflow-engine),
-            C(modelgateway), C(pipelinegateway), C(hodometer)), for example C({limits: {cpu: 500m}}); written into
-            the override's C(podSpec).
+            C(modelgateway), C(pipelinegateway), C(hodometer)), a mapping with C(requests) and C(limits) of
+            resource quantities; written into the override's C(podSpec).
         type: dict
       pod_spec:
         description:

@@ -36,51 +36,51 @@ require github.com/bitnami-labs/sealed-secrets {SEALED_SECRETS_VERSION}
 GO_MAIN = """package main
 
 import (
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
-	"fmt"
-	"os"
+    "crypto/rsa"
+    "crypto/x509"
+    "encoding/json"
+    "encoding/pem"
+    "fmt"
+    "os"
 
-	ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/client-go/kubernetes/scheme"
+    ssv1alpha1 "github.com/bitnami-labs/sealed-secrets/pkg/apis/sealedsecrets/v1alpha1"
+    "k8s.io/apimachinery/pkg/runtime/serializer"
+    "k8s.io/client-go/kubernetes/scheme"
 )
 
 func main() {
-	keyPEM, err := os.ReadFile(os.Args[1])
-	if err != nil {
-		panic(err)
-	}
-	block, _ := pem.Decode(keyPEM)
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		panic(err)
-	}
-	raw, err := os.ReadFile(os.Args[2])
-	if err != nil {
-		panic(err)
-	}
-	var sealed ssv1alpha1.SealedSecret
-	if err := json.Unmarshal(raw, &sealed); err != nil {
-		panic(err)
-	}
-	keys := map[string]*rsa.PrivateKey{"test": key.(*rsa.PrivateKey)}
-	secret, err := sealed.Unseal(serializer.NewCodecFactory(scheme.Scheme), keys)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "unseal:", err)
-		os.Exit(3)
-	}
-	data := map[string]string{}
-	for k, v := range secret.Data {
-		data[k] = string(v)
-	}
-	out, _ := json.Marshal(map[string]any{
-		"name": secret.Name, "namespace": secret.Namespace, "type": string(secret.Type),
-		"labels": secret.Labels, "data": data,
-	})
-	fmt.Println(string(out))
+    keyPEM, err := os.ReadFile(os.Args[1])
+    if err != nil {
+        panic(err)
+    }
+    block, _ := pem.Decode(keyPEM)
+    key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+    if err != nil {
+        panic(err)
+    }
+    raw, err := os.ReadFile(os.Args[2])
+    if err != nil {
+        panic(err)
+    }
+    var sealed ssv1alpha1.SealedSecret
+    if err := json.Unmarshal(raw, &sealed); err != nil {
+        panic(err)
+    }
+    keys := map[string]*rsa.PrivateKey{"test": key.(*rsa.PrivateKey)}
+    secret, err := sealed.Unseal(serializer.NewCodecFactory(scheme.Scheme), keys)
+    if err != nil {
+        fmt.Fprintln(os.Stderr, "unseal:", err)
+        os.Exit(3)
+    }
+    data := map[string]string{}
+    for k, v := range secret.Data {
+        data[k] = string(v)
+    }
+    out, _ := json.Marshal(map[string]any{
+        "name": secret.Name, "namespace": secret.Namespace, "type": string(secret.Type),
+        "labels": secret.Labels, "data": data,
+    })
+    fmt.Println(string(out))
 }
 """
 

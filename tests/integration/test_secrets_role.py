@@ -136,6 +136,14 @@ def test_direct_mode_creates_exact_secrets_idempotently(kubeconfig, team_namespa
     managed = "app.kubernetes.io/managed-by=mlops.platform"
     assert core.list_namespaced_secret(TRAINING, label_selector=managed).items == []
 
+    # Check mode before team_isolation created a namespace: reported, not sent.
+    absent_ns = role_vars(kubeconfig, leak)
+    absent_ns["secrets_mlflow_database"] = {**absent_ns["secrets_mlflow_database"], "namespace": "it-sec-absent"}
+    rc, out = run(tmp_path, PLAYBOOK, absent_ns, "--check")
+    assert rc == 0, out[-4000:]
+    assert "Would create in new namespaces:" in out and "Secret/it-sec-absent/mlflow-database-secret" in out
+    assert_no_leak(out, leak)
+
     rc, out = run(tmp_path, PLAYBOOK, role_vars(kubeconfig, leak))
     assert rc == 0, out[-4000:]
     assert recap(out)["changed"] >= 1

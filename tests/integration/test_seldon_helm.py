@@ -107,8 +107,8 @@ def releases(helm: str, kubeconfig: str) -> dict:
     return {r["name"]: r for r in json.loads(proc.stdout)}
 
 
-def test_air_gapped_install_from_archives_is_cluster_wide_and_idempotent(helm, archives, cleanup, kubeconfig,
-                                                                          api_client, tmp_path):
+def test_air_gapped_install_from_archives_is_cluster_wide_and_idempotent(
+        helm, archives, cleanup, kubeconfig, api_client, tmp_path):
     chart_archives = {"crds": archives["crds"], "setup": archives["setup"]}
     first = run_role(kubeconfig, helm, tmp_path / "1", chart_archives)
     assert first["stats"]["localhost"]["changed"] >= 2

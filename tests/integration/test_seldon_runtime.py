@@ -40,7 +40,7 @@ SEED_001_OVERRIDES = [{"name": n, "replicas": 1} for n in sd.COMPONENTS]
 def crds(api_client):
     """The stand-in CRDs, applied like the role does (left in place: the local platform uses them too)."""
     ext = client.ApiextensionsV1Api(api_client)
-    for doc in yaml.safe_load_all(CRDS.read_text()):
+    for doc in yaml.safe_load(CRDS.read_text())["items"]:
         ext.patch_custom_resource_definition(
             doc["metadata"]["name"], doc, field_manager="mlops.platform", force=True,
             _content_type="application/apply-patch+yaml")
@@ -110,8 +110,8 @@ def servers(api_client, namespace: str) -> list[dict]:
         GROUP, VERSION, namespace, "servers")["items"]
 
 
-def test_module_writes_the_runtime_and_server_and_reads_back_unchanged(crds, kubeconfig, api_client, make_namespace,
-                                                                      tmp_path):
+def test_module_writes_the_runtime_and_server_and_reads_back_unchanged(
+        crds, kubeconfig, api_client, make_namespace, tmp_path):
     ns = make_namespace(SEED_001_QUOTA, TEAM_LIMITS)
     args = {"name": "seldon", "namespace": ns, "team": "financial-ml",
             "overrides": [{"name": "seldon-scheduler", "replicas": 1,
@@ -150,17 +150,17 @@ def test_module_writes_the_runtime_and_server_and_reads_back_unchanged(crds, kub
     assert check_change["diff"]["after"]["runtime"]["spec"]["overrides"][1] == {"name": "seldon-envoy", "replicas": 3}
     assert runtimes(api_client, ns)[0]["spec"]["overrides"][1]["replicas"] == 2, "check mode changed the runtime"
 
-    (gone,) = run_module(kubeconfig, tmp_path, {"name": "seldon", "namespace": ns, "state": "absent",
-                                                 "servers": [{"name": "mlserver"}]})
+    absent = {"name": "seldon", "namespace": ns, "state": "absent", "servers": [{"name": "mlserver"}]}
+    (gone,) = run_module(kubeconfig, tmp_path, absent)
     assert gone["changed"]
     assert runtimes(api_client, ns) == [] and servers(api_client, ns) == []
 
 
-def test_seed_001_quota_without_limit_range_fails_naming_the_scheduler_with_0_writes(crds, kubeconfig, api_client,
-                                                                                      make_namespace, tmp_path):
+def test_seed_001_quota_without_limit_range_fails_naming_the_scheduler_with_0_writes(
+        crds, kubeconfig, api_client, make_namespace, tmp_path):
     ns = make_namespace(SEED_001_QUOTA, None)
-    (result,) = run_module(kubeconfig, tmp_path, {"name": "financial-ml-runtime", "namespace": ns,
-                                                   "overrides": SEED_001_OVERRIDES})
+    seed_001 = {"name": "financial-ml-runtime", "namespace": ns, "overrides": SEED_001_OVERRIDES}
+    (result,) = run_module(kubeconfig, tmp_path, seed_001)
     assert result["failed"]
     assert "seldon-scheduler (container scheduler): no limits.cpu" in result["msg"]
     assert "must specify limits.cpu" in result["msg"] and "Fix:" in result["msg"]
@@ -182,8 +182,8 @@ def admitted(api_client, namespace: str, pod: dict) -> tuple[bool, str]:
     return True, ""
 
 
-def test_preflight_agrees_with_the_api_servers_admission_of_the_runtime_pods(crds, kubeconfig, api_client,
-                                                                             make_namespace):
+def test_preflight_agrees_with_the_api_servers_admission_of_the_runtime_pods(
+        crds, kubeconfig, api_client, make_namespace):
     """The pods the preflight plans, sent as server-side dry runs through the real LimitRanger and quota admission."""
     without_lr = make_namespace(SEED_001_QUOTA, None, suffix="-a")
     with_lr = make_namespace(SEED_001_QUOTA, TEAM_LIMITS, suffix="-b")
@@ -203,16 +203,16 @@ def test_preflight_agrees_with_the_api_servers_admission_of_the_runtime_pods(crd
     disagreements = {k: v for k, v in verdicts.items() if v[0] != v[1]}
     assert disagreements == {}, disagreements
     # The two verdicts the issue is about, as the API server gave them.
-    ok, _, message = verdicts[(without_lr, "seldon-scheduler")]
+    ok, _predicted, message = verdicts[(without_lr, "seldon-scheduler")]
     assert not ok and "must specify limits.cpu" in message
     assert verdicts[(with_lr, "seldon-scheduler")][0]
-    ok, _, message = verdicts[(with_lr, "seldon-dataflow-engine")]
+    ok, _predicted, message = verdicts[(with_lr, "seldon-dataflow-engine")]
     assert not ok and "must be less than or equal to cpu limit" in message
 
 
 @pytest.mark.parametrize("case", ["unknown override name", "negative replicas", "missing namespace"])
-def test_bad_input_fails_with_a_clear_message_and_0_api_writes(case, crds, kubeconfig, api_client, make_namespace,
-                                                               tmp_path):
+def test_bad_input_fails_with_a_clear_message_and_0_api_writes(
+        case, crds, kubeconfig, api_client, make_namespace, tmp_path):
     ns = make_namespace(SEED_001_QUOTA, TEAM_LIMITS)
     args = {"name": "seldon", "namespace": ns, "overrides": list(NO_KAFKA)}
     expected = {"unknown override name": "'mlserver' is not a SeldonRuntime component",
@@ -239,8 +239,8 @@ def set_status(api_client, namespace: str, conditions: list[dict]) -> None:
         _content_type="application/merge-patch+json")
 
 
-def test_wait_returns_once_the_test_sets_ready_through_the_status_subresource(crds, kubeconfig, api_client,
-                                                                               make_namespace, tmp_path):
+def test_wait_returns_once_the_test_sets_ready_through_the_status_subresource(
+        crds, kubeconfig, api_client, make_namespace, tmp_path):
     ns = make_namespace(SEED_001_QUOTA, TEAM_LIMITS)
 
     def play_controller():
@@ -255,8 +255,8 @@ def test_wait_returns_once_the_test_sets_ready_through_the_status_subresource(cr
 
     controller = threading.Thread(target=play_controller, daemon=True)
     controller.start()
-    (result,) = run_module(kubeconfig, tmp_path, {"name": "seldon", "namespace": ns, "overrides": NO_KAFKA,
-                                                   "wait": True, "wait_timeout": 60, "wait_sleep": 1})
+    args = {"name": "seldon", "namespace": ns, "overrides": NO_KAFKA, "wait": True, "wait_timeout": 60, "wait_sleep": 1}
+    (result,) = run_module(kubeconfig, tmp_path, args)
     controller.join(timeout=5)
     assert not result.get("failed"), result.get("msg")
     assert {"type": "Ready", "status": "True"} in result["conditions"]

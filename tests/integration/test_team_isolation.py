@@ -78,7 +78,9 @@ def run_role(kubeconfig: str, teams: list, tmp_path: pathlib.Path, *, check: boo
 
 
 def task_results(out: dict, name: str) -> list[dict]:
-    return [t["hosts"]["localhost"] for play in out["plays"] for t in play["tasks"] if t["task"]["name"] == name]
+    # The JSON callback names role tasks "<role> : <task>".
+    return [t["hosts"]["localhost"] for play in out["plays"] for t in play["tasks"]
+            if t["task"]["name"].split(" : ")[-1] == name]
 
 
 def changed_keys(out: dict) -> set[str]:
@@ -329,11 +331,11 @@ def test_bad_definitions_fail_before_any_api_write(platform, kubeconfig, api_cli
         out = run_role(kubeconfig, [*copy.deepcopy(TEAMS), bad], tmp_path / case.replace(" ", "-"),
                        expect_failure=True)
         failed = [t for play in out["plays"] for t in play["tasks"] if t["hosts"]["localhost"].get("failed")]
-        assert [t["task"]["name"] for t in failed] == [
+        assert [t["task"]["name"].split(" : ")[-1] for t in failed] == [
             "Check every team (names, quantities, limits against requests and quota, unknown keys)"], case
         message = " ".join(failed[0]["hosts"]["localhost"]["msg"])
         assert "team '" in message and "Fix:" in message, f"{case}: {message}"
-        ran = [t["task"]["name"] for play in out["plays"] for t in play["tasks"]]
+        ran = [t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]]
         assert "Apply all team objects in one server-side apply call" not in ran, case
     after = {n.metadata.name: n.metadata.resource_version for n in core.list_namespace(label_selector=mine).items}
     assert after == before

@@ -245,13 +245,13 @@ def test_limits_without_requests_become_the_requests():
 
 
 def test_the_live_seldon_config_replaces_the_builtin_defaults():
+    def component(name: str, container: str, resources: dict) -> dict:
+        return {"name": name, "podSpec": {"containers": [{"name": container, "resources": resources}]}}
+
     config = {"spec": {"components": [
-        {"name": "seldon-scheduler", "podSpec": {"containers": [
-            {"name": "scheduler", "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": "1", "memory": "1Gi"}}}]}},
-        {"name": "hodometer", "podSpec": {"containers": [{"name": "hodometer", "resources": {"limits": {"cpu": "100m",
-                                                                                                        "memory": "64Mi"}}}]}},
-        {"name": "seldon-envoy", "podSpec": {"containers": [{"name": "envoy", "resources": {"limits": {"cpu": "1",
-                                                                                                    "memory": "128Mi"}}}]}},
+        component("seldon-scheduler", "scheduler", {"requests": {"cpu": "200m"}, "limits": {"cpu": "1", "memory": "1Gi"}}),
+        component("hodometer", "hodometer", {"limits": {"cpu": "100m", "memory": "64Mi"}}),
+        component("seldon-envoy", "envoy", {"limits": {"cpu": "1", "memory": "128Mi"}}),
     ]}}
     result = sd.preflight(params(overrides=NO_KAFKA), [SEED_001_QUOTA], [], seldon_config=config)
     assert result["errors"] == []
@@ -302,7 +302,7 @@ class FakeApi:
 
     def list(self, kind, api_version, namespace):
         self.reads.append((kind, "*"))
-        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == kind]
+        return [copy.deepcopy(o) for key, o in self.objects.items() if key[0] == kind]
 
     def apply(self, obj):
         self.writes += 1

@@ -79,7 +79,8 @@ def test_the_readme_seed_001_example_passes_the_preflight_of_the_local_team():
     lr = team["limit_range"]
     limit_range = {"metadata": {"name": "lr"}, "spec": {"limits": [{
         "type": "Container", "default": lr["default"], "defaultRequest": lr["default_request"], "max": lr["max"]}]}}
-    params = {"name": "seldon", "namespace": team["name"], "overrides": example["seldon_runtime_overrides"],
+    params = {"name": "seldon", "namespace": team["name"], "seldon_config": "default",
+              "overrides": example["seldon_runtime_overrides"],
               "servers": example["seldon_servers"]}
     assert sd.validate_params(params) == []
     assert sd.preflight(params, [quota], [limit_range])["errors"] == []
