@@ -53,13 +53,12 @@ TEAMS = [
 
 
 def run_role(kubeconfig: str, teams: list, tmp_path: pathlib.Path, *, check: bool = False, prune: bool = False,
-             expect_failure: bool = False) -> dict:
-    """Run the role once; return the JSON callback's output."""
+             expect_failure: bool = False, tasks: str = "", extra_vars: pathlib.Path | None = None) -> dict:
+    """Run the role once (or ``tasks`` instead); return the JSON callback's output."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     playbook = tmp_path / "team_isolation.yml"
-    playbook.write_text(
-        "- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: mlops.platform.team_isolation\n"
-    )
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n" + (
+        "  tasks:" + tasks if tasks else "  roles:\n    - role: mlops.platform.team_isolation\n"))
     variables = tmp_path / "vars.json"
     variables.write_text(json.dumps({
         "teams": teams, "team_isolation_instance": INSTANCE, "team_isolation_prune": prune,
@@ -70,6 +69,8 @@ def run_role(kubeconfig: str, teams: list, tmp_path: pathlib.Path, *, check: boo
            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     argv = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
             "-e", f"@{variables}", str(playbook)] + (["--check"] if check else [])
+    if extra_vars:
+        argv += ["-e", f"@{extra_vars}"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
     out = json.loads(proc.stdout)
     failed = out["stats"]["localhost"]["failures"] > 0
@@ -324,19 +325,41 @@ BAD_TEAMS = {
 
 
 def test_bad_definitions_fail_before_any_api_write(platform, kubeconfig, api_client, tmp_path):
+    """All ten cases in one ansible-playbook run: each includes the role in a block and records its failure."""
     core = client.CoreV1Api(api_client)
     mine = f"{tm.LABEL_INSTANCE}={INSTANCE}"
     before = {n.metadata.name: n.metadata.resource_version for n in core.list_namespace(label_selector=mine).items}
-    for case, bad in BAD_TEAMS.items():
-        out = run_role(kubeconfig, [*copy.deepcopy(TEAMS), bad], tmp_path / case.replace(" ", "-"),
-                       expect_failure=True)
-        failed = [t for play in out["plays"] for t in play["tasks"] if t["hosts"]["localhost"].get("failed")]
-        assert [t["task"]["name"].split(" : ")[-1] for t in failed] == [
-            "Check every team (names, quantities, limits against requests and quota, unknown keys)"], case
-        message = " ".join(failed[0]["hosts"]["localhost"]["msg"])
+    cases = {case: [*copy.deepcopy(TEAMS), bad] for case, bad in BAD_TEAMS.items()}
+    (tmp_path / "cases.json").write_text(json.dumps({"bad_cases": cases}))
+    blocks = "".join(f"""
+    - name: Case {case}
+      block:
+        - name: Run the role on case {case}
+          ansible.builtin.include_role:
+            name: mlops.platform.team_isolation
+          vars:
+            teams: "{{{{ bad_cases[{json.dumps(case)}] }}}}"
+      rescue:
+        - name: Record case {case}
+          ansible.builtin.set_fact:
+            failures: "{{{{ failures | default({{}}) | combine({{{json.dumps(case)}: {{'task': ansible_failed_task.name,
+                                                           'msg': ansible_failed_result.msg}}}}) }}}}"
+""" for case in cases)
+    out = run_role(kubeconfig, [], tmp_path, expect_failure=False, tasks=blocks + """
+    - name: Report the failures
+      ansible.builtin.debug:
+        var: failures
+""", extra_vars=tmp_path / "cases.json")
+    failures = task_results(out, "Report the failures")[0]["failures"]
+    assert set(failures) == set(BAD_TEAMS), failures
+    for case, failure in failures.items():
+        assert failure["task"].endswith(
+            "Check every team (names, quantities, limits against requests and quota, unknown keys)"), (case, failure)
+        message = " ".join(failure["msg"])
         assert "team '" in message and "Fix:" in message, f"{case}: {message}"
-        ran = [t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]]
-        assert "Apply all team objects in one server-side apply call" not in ran, case
+        print(f"{case}: {failure['msg'][1]}")
+    ran = [t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]]
+    assert "Apply all team objects in one server-side apply call" not in ran
     after = {n.metadata.name: n.metadata.resource_version for n in core.list_namespace(label_selector=mine).items}
     assert after == before
     with pytest.raises(ApiException):

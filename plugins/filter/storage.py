@@ -1,0 +1,41 @@
+# Copyright: mlops.platform maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Jinja filters of the storage role; the logic lives in module_utils/storage.py.
+
+- ``storage_bucket_errors(buckets, name_prefix, encryption)``: validation messages.
+- ``storage_bucket_plan(buckets, teams, settings)``: the complete buckets.
+- ``storage_lifecycle_configuration(rules)``: the S3 LifecycleConfiguration of a bucket.
+- ``storage_lifecycle_rows(plan)`` / ``storage_prefix_objects(plan)``: loop rows of the S3 path.
+- ``storage_minio_script(plan)``: the script of the MinIO bucket-provisioning Job.
+- ``storage_digest(value)``: short digest naming the immutable provisioning Job.
+- ``is_k8s_quantity(value)``: whether a value is a Kubernetes quantity.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.mlops.platform.plugins.module_utils.quantity import is_quantity
+from ansible_collections.mlops.platform.plugins.module_utils.storage import (
+    bucket_errors,
+    bucket_plan,
+    lifecycle_configuration,
+    lifecycle_tasks,
+    minio_provision_script,
+    plan_digest,
+    prefix_objects,
+)
+
+
+class FilterModule:
+    """Storage filters."""
+
+    def filters(self):
+        return {
+            "storage_bucket_errors": bucket_errors,
+            "storage_bucket_plan": bucket_plan,
+            "storage_lifecycle_configuration": lifecycle_configuration,
+            "storage_lifecycle_rows": lifecycle_tasks,
+            "storage_prefix_objects": prefix_objects,
+            "storage_minio_script": minio_provision_script,
+            "storage_digest": plan_digest,
+            "is_k8s_quantity": is_quantity,
+        }
