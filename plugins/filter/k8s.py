@@ -4,15 +4,16 @@
 
 - ``k8s_object_key(obj)``: ``Kind/namespace/name``.
 - ``k8s_changes(registered)``: ``[{object, method, diff}]`` of the objects a call changed.
+- ``k8s_mismatches(desired, live)``: what differs between rendered and read-back objects.
 """
 
 from __future__ import annotations
 
-from ansible_collections.mlops.platform.plugins.module_utils.k8s_results import changed_objects, object_key
+from ansible_collections.mlops.platform.plugins.module_utils.k8s_results import changed_objects, mismatches, object_key
 
 
 class FilterModule:
     """Kubernetes result filters."""
 
     def filters(self):
-        return {"k8s_object_key": object_key, "k8s_changes": changed_objects}
+        return {"k8s_object_key": object_key, "k8s_changes": changed_objects, "k8s_mismatches": mismatches}

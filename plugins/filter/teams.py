@@ -8,12 +8,16 @@
   training, secrets, bucket_prefix, service_accounts) for the Seldon, secrets and storage roles.
 - ``team_objects(teams, settings, defaults)``: the Kubernetes objects of the team_isolation role.
 - ``team_stale_objects(found, desired, protected)``: labelled objects no longer desired.
+- ``team_access_reviews(teams, access_rules, actions, defaults)``: SubjectAccessReviews with
+  expected answers; ``team_access_matrix(reviews, answers)``: the RBAC matrix as a table.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.mlops.platform.plugins.module_utils.teams import (
+    access_matrix,
+    access_reviews,
     normalize_teams,
     render_teams,
     stale_objects,
@@ -40,4 +44,6 @@ class FilterModule:
             "team_namespaces": team_namespaces,
             "team_objects": team_objects,
             "team_stale_objects": stale_objects,
+            "team_access_reviews": access_reviews,
+            "team_access_matrix": access_matrix,
         }

@@ -41,3 +41,43 @@ def changed_objects(registered: Any) -> list[dict]:
             "diff": item.get("diff", {}),
         })
     return changes
+
+
+def _subset(want: Any, have: Any) -> bool:
+    """``want`` is contained in ``have``: dict keys recursively, lists item by item."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(_subset(v, have.get(k)) for k, v in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(map(_subset, want, have))
+    return want == have
+
+
+def mismatches(desired: list[dict], live: list[dict], fields: tuple[str, ...] = ("spec", "rules", "subjects", "roleRef"),
+               ignore_kinds: tuple[str, ...] = ("LimitRange",)) -> list[str]:
+    """What differs between rendered objects and the objects read back from the API server.
+
+    Every desired object must exist, carry its labels, and have equal ``fields``. Kinds whose
+    spec the API server defaults (``ignore_kinds``; a LimitRange gets defaultRequest from
+    default) are compared on the keys we set only.
+    """
+    by_key = {object_key(o): o for o in live}
+    problems = []
+    for obj in desired:
+        key = object_key(obj)
+        found = by_key.get(key)
+        if found is None:
+            problems.append(f"{key}: missing")
+            continue
+        want_labels = (obj.get("metadata") or {}).get("labels") or {}
+        have_labels = (found.get("metadata") or {}).get("labels") or {}
+        for label, value in want_labels.items():
+            if have_labels.get(label) != value:
+                problems.append(f"{key}: label {label}={have_labels.get(label)!r}, expected {value!r}")
+        for field in fields:
+            if field not in obj:
+                continue
+            want, have = obj[field], found.get(field)
+            same = _subset(want, have) if obj.get("kind") in ignore_kinds else want == have
+            if not same:
+                problems.append(f"{key}: {field} is {have!r}, expected {want!r}")
+    return problems

@@ -710,6 +710,19 @@ def converge(api: SeldonApi, params: dict, check_mode: bool, sleep=time.sleep, c
         raise SeldonError(f"seldon_runtime {params.get('namespace')}/{params.get('name')}: {len(errors)} problem(s), "
                           "nothing was changed: " + " ".join(errors), problems=errors)
     name, namespace = params["name"], params["namespace"]
+    try:
+        return _converge(api, params, check_mode, sleep, clock)
+    except DynamicApiError as exc:
+        # Reads the module needs (namespace, quotas, limit ranges, the objects themselves).
+        raise _api_error(exc, f"reading what seldon_runtime {namespace}/{name} needs (check the credentials' "
+                              "permissions: get namespaces; list resourcequotas and limitranges; get, patch and "
+                              "delete seldonruntimes and servers)") from exc
+
+
+def _converge(api: SeldonApi, params: dict, check_mode: bool, sleep, clock) -> dict:
+    from kubernetes.dynamic.exceptions import DynamicApiError
+
+    name, namespace = params["name"], params["namespace"]
     if api.get("Namespace", "v1", namespace) is None:
         raise SeldonError(f"namespace {namespace!r} does not exist, nothing was changed. Fix: create it first "
                           "(the mlops.platform.team_isolation role creates the namespaces of teams with serving: "

@@ -687,3 +687,71 @@ def stale_objects(found: list[dict], desired: list[dict], protected_namespaces: 
     doomed = {o["metadata"]["name"] for o in stale if o["kind"] == "Namespace"}
     stale = [o for o in stale if o["kind"] == "Namespace" or o["metadata"].get("namespace") not in doomed]
     return sorted(stale, key=lambda o: (o["kind"] == "Namespace", object_key(o)))
+
+
+# --------------------------------------------------------------------------------------------
+# Verification: the RBAC matrix
+# --------------------------------------------------------------------------------------------
+def _rule_allows(rules: list[dict], verb: str, group: str, resource: str) -> bool:
+    def has(values, value):
+        return "*" in (values or []) or value in (values or [])
+
+    return any(has(r.get("verbs"), verb) and has(r.get("apiGroups"), group) and has(r.get("resources"), resource)
+               for r in rules)
+
+
+def access_reviews(teams: list | None, access_rules: dict, actions: list[dict], defaults: dict | None = None) -> list[dict]:
+    """One SubjectAccessReview per (team subject, team namespace, action), with its expected answer.
+
+    Subjects are each team's groups and service accounts (users are checked like groups).
+    Expected: allowed in the subject's own namespaces exactly when its level's rules allow the
+    action; never in another team's namespace.
+    """
+    normalized = normalize_teams(teams, defaults)
+    namespaces = [(t["name"], ns) for t in normalized for ns in t["namespaces"]]
+    reviews = []
+    for team in normalized:
+        subjects = [(f"group:{g}", level, {"user": "mlops-verify", "groups": [g, "system:authenticated"]})
+                    for level in ACCESS_LEVELS for g in team["access"][level]["groups"]]
+        for sa in team["service_accounts"]:
+            for ns in team["namespaces"]:
+                subjects.append((f"sa:{ns}/{sa['name']}", sa["access"], {
+                    "user": f"system:serviceaccount:{ns}:{sa['name']}",
+                    "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]}))
+        for label, level, who in subjects:
+            for owner, ns in namespaces:
+                for action in actions:
+                    group = action.get("group", "")
+                    reviews.append({
+                        "subject": label, "team": team["name"], "namespace": ns, "owner": owner,
+                        "action": f"{action['verb']} {action['resource']}",
+                        "expected": owner == team["name"] and _rule_allows(access_rules[level], action["verb"], group,
+                                                                            action["resource"]),
+                        "definition": {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                                       "spec": {**who, "resourceAttributes": {
+                                           "namespace": ns, "verb": action["verb"], "group": group,
+                                           "resource": action["resource"]}}},
+                    })
+    return reviews
+
+
+def access_matrix(reviews: list[dict], answers: list[bool]) -> dict:
+    """Table lines (subjects x namespace:action, Y/.), cross-team grants and unexpected answers."""
+    columns: list[str] = []
+    rows: dict[str, dict[str, str]] = {}
+    cross, wrong = [], []
+    for review, allowed in zip(reviews, answers, strict=True):
+        column = f"{review['namespace']}:{review['action']}"
+        if column not in columns:
+            columns.append(column)
+        rows.setdefault(review["subject"], {})[column] = "Y" if allowed else "."
+        if allowed and review["owner"] != review["team"]:
+            cross.append(f"{review['subject']} may {review['action']} in {review['namespace']}")
+        if bool(allowed) != review["expected"]:
+            wrong.append(f"{review['subject']} {review['action']} in {review['namespace']}: allowed={bool(allowed)},"
+                         f" expected={review['expected']}")
+    width = max([len("subject"), *map(len, rows)])
+    lines = [f"c{i + 1} = {c}" for i, c in enumerate(columns)]
+    lines.append(" | ".join(["subject".ljust(width)] + [f"c{i + 1}".ljust(3) for i in range(len(columns))]))
+    lines += [" | ".join([s.ljust(width)] + [cells.get(c, "-").ljust(3) for c in columns]) for s, cells in rows.items()]
+    return {"table": lines, "cross_team_grants": cross, "unexpected": wrong}

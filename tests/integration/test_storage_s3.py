@@ -35,9 +35,11 @@ def _playbook(tmp_path, extra: dict) -> tuple:
         "  roles:\n"
         "    - role: mlops.platform.storage\n"
         "  tasks:\n"
-        "    - name: Show the published fact\n"
-        "      ansible.builtin.debug:\n"
-        "        msg: \"STORAGE={{ mlops_storage | to_json }}\"\n"
+        "    - name: Save the published fact\n"
+        "      ansible.builtin.copy:\n"
+        f"        dest: {tmp_path / 'fact.json'}\n"
+        "        content: \"{{ mlops_storage | to_json }}\"\n"
+        "        mode: '0600'\n"
     )
     return playbook, vars_file
 
@@ -69,7 +71,7 @@ def test_s3_buckets_configured_and_idempotent(tmp_path, ansible_playbook, moto_e
     first = _run(ansible_playbook, playbook, vars_file)
     assert _recap_changed(first) > 0
 
-    fact = json.loads(re.search(r'"STORAGE=(.*)"', first).group(1).replace('\\"', '"'))
+    fact = json.loads((tmp_path / "fact.json").read_text())
     assert fact["backend"] == "s3"
     assert fact["buckets"] == {"mlflow-artifacts": PREFIX + "mlflow-artifacts", "models": PREFIX + "models",
                                "datasets": PREFIX + "datasets"}

@@ -53,12 +53,13 @@ TEAMS = [
 
 
 def run_role(kubeconfig: str, teams: list, tmp_path: pathlib.Path, *, check: bool = False, prune: bool = False,
-             expect_failure: bool = False, tasks: str = "", extra_vars: pathlib.Path | None = None) -> dict:
+             expect_failure: bool = False, tasks: list | None = None, extra_vars: pathlib.Path | None = None) -> dict:
     """Run the role once (or ``tasks`` instead); return the JSON callback's output."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     playbook = tmp_path / "team_isolation.yml"
-    playbook.write_text("- hosts: localhost\n  gather_facts: false\n" + (
-        "  tasks:" + tasks if tasks else "  roles:\n    - role: mlops.platform.team_isolation\n"))
+    play = {"hosts": "localhost", "gather_facts": False}
+    play.update({"tasks": tasks} if tasks else {"roles": [{"role": "mlops.platform.team_isolation"}]})
+    playbook.write_text(json.dumps([play]))
     variables = tmp_path / "vars.json"
     variables.write_text(json.dumps({
         "teams": teams, "team_isolation_instance": INSTANCE, "team_isolation_prune": prune,
@@ -72,6 +73,7 @@ def run_role(kubeconfig: str, teams: list, tmp_path: pathlib.Path, *, check: boo
     if extra_vars:
         argv += ["-e", f"@{extra_vars}"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT)
+    assert proc.stdout.startswith("{"), f"rc={proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     out = json.loads(proc.stdout)
     failed = out["stats"]["localhost"]["failures"] > 0
     assert failed == expect_failure, f"rc={proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
@@ -331,25 +333,18 @@ def test_bad_definitions_fail_before_any_api_write(platform, kubeconfig, api_cli
     before = {n.metadata.name: n.metadata.resource_version for n in core.list_namespace(label_selector=mine).items}
     cases = {case: [*copy.deepcopy(TEAMS), bad] for case, bad in BAD_TEAMS.items()}
     (tmp_path / "cases.json").write_text(json.dumps({"bad_cases": cases}))
-    blocks = "".join(f"""
-    - name: Case {case}
-      block:
-        - name: Run the role on case {case}
-          ansible.builtin.include_role:
-            name: mlops.platform.team_isolation
-          vars:
-            teams: "{{{{ bad_cases[{json.dumps(case)}] }}}}"
-      rescue:
-        - name: Record case {case}
-          ansible.builtin.set_fact:
-            failures: "{{{{ failures | default({{}}) | combine({{{json.dumps(case)}: {{'task': ansible_failed_task.name,
-                                                           'msg': ansible_failed_result.msg}}}}) }}}}"
-""" for case in cases)
-    out = run_role(kubeconfig, [], tmp_path, expect_failure=False, tasks=blocks + """
-    - name: Report the failures
-      ansible.builtin.debug:
-        var: failures
-""", extra_vars=tmp_path / "cases.json")
+    tasks = [{
+        "name": f"Case {case}",
+        "block": [{"name": f"Run the role on case {case}",
+                   "ansible.builtin.include_role": {"name": "mlops.platform.team_isolation"},
+                   # extra vars (teams) outrank include vars: set the role variable itself.
+                   "vars": {"team_isolation_teams": f"{{{{ bad_cases[{case!r}] }}}}"}}],
+        "rescue": [{"name": f"Record case {case}", "ansible.builtin.set_fact": {
+            "failures": f"{{{{ failures | default({{}}) | combine({{{case!r}: {{'task': ansible_failed_task.name, "
+                        "'msg': ansible_failed_result.msg}}) }}"}}],
+    } for case in cases]
+    tasks.append({"name": "Report the failures", "ansible.builtin.debug": {"var": "failures"}})
+    out = run_role(kubeconfig, [], tmp_path, tasks=tasks, extra_vars=tmp_path / "cases.json")
     failures = task_results(out, "Report the failures")[0]["failures"]
     assert set(failures) == set(BAD_TEAMS), failures
     for case, failure in failures.items():

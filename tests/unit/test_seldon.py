@@ -391,3 +391,18 @@ def test_check_mode_does_not_wait():
     result = sd.converge(api, params(overrides=NO_KAFKA, wait=True), check_mode=True,
                          sleep=lambda s: pytest.fail("waited in check mode"))
     assert "conditions" not in result
+
+
+def test_a_forbidden_read_becomes_a_message_about_permissions():
+    from kubernetes.client.rest import ApiException
+    from kubernetes.dynamic.exceptions import ForbiddenError
+
+    api = cluster()
+
+    def forbidden(*_args):
+        raise ForbiddenError(ApiException(status=403, reason="Forbidden"))
+
+    api.list = forbidden
+    with pytest.raises(sd.SeldonError, match="list resourcequotas and limitranges") as exc:
+        sd.converge(api, params(overrides=NO_KAFKA), check_mode=False)
+    assert api.writes == 0 and "403" in str(exc.value)

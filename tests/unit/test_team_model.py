@@ -279,3 +279,50 @@ def test_changed_objects_from_batched_and_single_results():
     single = {"changed": True, "method": "apply", "result": role}
     assert changed_objects(single)[0]["object"] == "Role/a/r"
     assert changed_objects({"skipped": True}) == []
+
+
+def test_access_reviews_expect_own_namespace_only():
+    actions = [{"verb": "get", "resource": "secrets"}, {"verb": "create", "resource": "pods"}]
+    reviews = tm.access_reviews([serving_team(), training_team()], SETTINGS["access_rules"], actions)
+    by = {(r["subject"], r["namespace"], r["action"]): r["expected"] for r in reviews}
+    assert by[("group:fml-admins", "financial-ml", "get secrets")] is True
+    assert by[("group:fml-eng", "financial-ml", "create pods")] is True
+    assert by[("group:fml-eng", "financial-ml", "get secrets")] is False
+    assert by[("group:fml-admins", "financial-mlops-pytorch", "get secrets")] is False
+    assert by[("sa:financial-mlops-pytorch/pipeline-runner", "financial-mlops-pytorch", "create pods")] is True
+    assert by[("sa:financial-mlops-pytorch/pipeline-runner", "financial-ml", "create pods")] is False
+    sar = reviews[0]["definition"]
+    assert sar["kind"] == "SubjectAccessReview" and sar["spec"]["resourceAttributes"]["namespace"] == "financial-ml"
+
+
+def test_access_matrix_counts_cross_team_grants_and_surprises():
+    actions = [{"verb": "create", "resource": "pods"}]
+    reviews = tm.access_reviews([serving_team(), training_team()], SETTINGS["access_rules"], actions)
+    answers = [r["expected"] for r in reviews]
+    clean = tm.access_matrix(reviews, answers)
+    assert clean["cross_team_grants"] == [] and clean["unexpected"] == []
+    assert clean["table"][0] == "c1 = financial-ml:create pods"
+    leaky = [True] * len(reviews)
+    matrix = tm.access_matrix(reviews, leaky)
+    assert matrix["cross_team_grants"] and matrix["unexpected"]
+
+
+def test_mismatches_between_rendered_and_live():
+    from ansible_collections.mlops.platform.plugins.module_utils.k8s_results import mismatches
+
+    desired = _objects(serving_team())
+    live = copy.deepcopy(desired)
+    assert mismatches(desired, live) == []
+    quota = next(o for o in live if o["kind"] == "ResourceQuota")
+    quota["spec"]["hard"]["limits.cpu"] = "100"
+    live[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+    live.pop()
+    problems = mismatches(desired, live)
+    assert len(problems) == 3, problems
+    assert any("ResourceQuota/financial-ml/mlops-team-quota: spec" in p for p in problems)
+    # The API server's own additions to a LimitRange are not differences.
+    lr = next(o for o in live if o["kind"] == "LimitRange")
+    lr["spec"]["limits"][0]["max"] = {"cpu": "8"}
+    assert len(mismatches(desired, live)) == 3
+    lr["spec"]["limits"][0]["default"]["cpu"] = "1"
+    assert len(mismatches(desired, live)) == 4

@@ -1,0 +1,271 @@
+# Copyright: mlops.platform maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""The MLflow tracking server's process, rendered in one place.
+
+``server_containers`` renders the command line and environment of the MLflow Deployment's
+two containers: the init container that migrates the database (``mlflow db upgrade``) and the
+server (``mlflow server`` with basic auth, the artifact proxy on the storage bucket and host
+validation). The mlflow role puts them into the Deployment; the real-process test
+(tests/integration/test_mlflow_real.py) takes the same rendered containers and runs them
+outside Kubernetes with ``resolve_container``, which resolves the environment and ``$(VAR)``
+references the way the kubelet does. ``auth_config`` renders the basic-auth ini file.
+
+No secret value passes through here: the containers reference Secret keys (``valueFrom``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+from ansible_collections.mlops.platform.plugins.module_utils.quantity import canonical_quantity, format_quantity, parse_quantity
+
+# Where the auth ini is mounted in the server container (a key of the server Secret).
+AUTH_CONFIG_FILE = "basic_auth.ini"
+# Keys of the role's server Secret the containers reference.
+SERVER_SECRET_KEYS = (
+    "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", AUTH_CONFIG_FILE,
+)
+DEFAULTS: dict[str, Any] = {
+    "host": "0.0.0.0",
+    "port": 5000,
+    "workers": 2,
+    "database_secret": "mlflow-database-secret",
+    "database_secret_key": "connection-url",
+    "server_secret": "mlflow-server",
+    "artifacts_destination": "",
+    "s3_endpoint_url": "",
+    "region": "",
+    "s3_credentials": True,
+    "auth": True,
+    "auth_config_dir": "/etc/mlflow/auth",
+    "allowed_hosts": [],
+    "cors_allowed_origins": [],
+    "extra_args": [],
+}
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+class ResolveError(ValueError):
+    """A container's environment cannot be resolved (a missing Secret or key)."""
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def settings_errors(cfg: Mapping[str, Any]) -> list[str]:
+    """Problems of the settings, each naming the role variable to fix."""
+    errors = []
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        errors.append(f"unknown server settings {unknown}")
+    merged = {**DEFAULTS, **cfg}
+    if not str(merged["artifacts_destination"]).startswith(("s3://", "gs://", "wasbs://", "file:/")):
+        errors.append(f"mlflow_artifacts_destination: {merged['artifacts_destination']!r} is not an artifact URI. "
+                      "Fix: s3://<bucket>/<path>, from the storage role's bucket")
+    port = merged["port"]
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        errors.append(f"mlflow_port: {port!r} is not a port")
+    workers = merged["workers"]
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        errors.append(f"mlflow_workers: {workers!r} must be a positive number")
+    endpoint = merged["s3_endpoint_url"]
+    if endpoint and not re.match(r"^https?://[^\s/]+", str(endpoint)):
+        errors.append(f"mlflow_s3_endpoint_url: {endpoint!r} is not an http(s) URL")
+    return errors
+
+
+def service_hosts(service: str, namespace: str, extra: list[str] | None = None) -> list[str]:
+    """Host headers the server accepts: its in-cluster names, loopback and ``extra`` (an Ingress host).
+
+    Every name is allowed bare and with any port (``name:*``), as MLflow's host validation
+    compares the whole Host header.
+    """
+    names = [service, f"{service}.{namespace}", f"{service}.{namespace}.svc",
+             f"{service}.{namespace}.svc.cluster.local", "localhost", "127.0.0.1", *(extra or [])]
+    out: list[str] = []
+    for name in dict.fromkeys(names):
+        out += [name, f"{name}:*"]
+    return out
+
+
+# Fails with a message naming the setting, so `kubectl logs` says what to fix.
+_DB_UPGRADE = (
+    'mlflow db upgrade "$MLFLOW_BACKEND_STORE_URI" || {{ status=$?; '
+    'echo "mlflow: database migration failed: check MLFLOW_BACKEND_STORE_URI '
+    '(Secret {secret}, key {key}): is the database reachable and are the credentials right?" >&2; exit $status; }}'
+)
+# Checks that the artifact bucket answers before the server starts (boto3 ships with MLflow's image).
+_CHECK_ARTIFACTS = """\
+import os, sys
+from urllib.parse import urlparse
+import boto3, botocore.config, botocore.exceptions
+dest = os.environ["MLFLOW_ARTIFACTS_DESTINATION"]
+endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or None
+bucket = urlparse(dest).netloc
+client = boto3.client("s3", endpoint_url=endpoint, config=botocore.config.Config(
+    connect_timeout=5, read_timeout=10, retries={"max_attempts": 2}))
+try:
+    client.head_bucket(Bucket=bucket)
+except botocore.exceptions.EndpointConnectionError as err:
+    sys.exit(f"mlflow: MLFLOW_S3_ENDPOINT_URL={endpoint or 'AWS S3'} cannot be reached: {err}")
+except botocore.exceptions.ClientError as err:
+    code = err.response.get("Error", {}).get("Code", "")
+    if code in ("404", "NoSuchBucket"):
+        sys.exit(f"mlflow: MLFLOW_ARTIFACTS_DESTINATION={dest}: bucket {bucket} does not exist at {endpoint or 'AWS S3'}")
+    sys.exit(f"mlflow: MLFLOW_ARTIFACTS_DESTINATION={dest}: access to bucket {bucket} refused ({code}): "
+             "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the ServiceAccount's cloud identity")
+print(f"mlflow: artifact bucket {bucket} reachable at {endpoint or 'AWS S3'}")
+"""
+
+
+def server_containers(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``{'init': [containers], 'server': container}`` of the MLflow pod: names, commands, environments.
+
+    Init containers run in order: ``db-upgrade`` (``mlflow db upgrade``, migrations before
+    start) and, for an s3:// destination, ``check-artifacts`` (the bucket answers).
+    """
+    c = {**DEFAULTS, **cfg}
+    database = _secret_env("MLFLOW_BACKEND_STORE_URI", c["database_secret"], c["database_secret_key"])
+    storage_env = [{"name": "MLFLOW_ARTIFACTS_DESTINATION", "value": str(c["artifacts_destination"])}]
+    if c["s3_credentials"]:
+        storage_env += [_secret_env(k, c["server_secret"], k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    if c["region"]:
+        storage_env.append({"name": "AWS_DEFAULT_REGION", "value": str(c["region"])})
+    if c["s3_endpoint_url"]:
+        storage_env.append({"name": "MLFLOW_S3_ENDPOINT_URL", "value": str(c["s3_endpoint_url"])})
+
+    # The store URI and the artifact destination reach `mlflow server` through its environment
+    # (click's envvar), never its argv.
+    command = ["mlflow", "server", "--host", str(c["host"]), "--port", str(c["port"]),
+               "--workers", str(c["workers"]), "--serve-artifacts"]
+    env = [database, *storage_env]
+    if c["auth"]:
+        command += ["--app-name", "basic-auth"]
+        env += [
+            {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{c['auth_config_dir'].rstrip('/')}/{AUTH_CONFIG_FILE}"},
+            _secret_env("MLFLOW_AUTH_ADMIN_USERNAME", c["server_secret"], "MLFLOW_AUTH_ADMIN_USERNAME"),
+            _secret_env("MLFLOW_AUTH_ADMIN_PASSWORD", c["server_secret"], "MLFLOW_AUTH_ADMIN_PASSWORD"),
+            _secret_env("MLFLOW_FLASK_SERVER_SECRET_KEY", c["server_secret"], "MLFLOW_FLASK_SERVER_SECRET_KEY"),
+        ]
+    if c["allowed_hosts"]:
+        command += ["--allowed-hosts", ",".join(c["allowed_hosts"])]
+    if c["cors_allowed_origins"]:
+        command += ["--cors-allowed-origins", ",".join(c["cors_allowed_origins"])]
+    command += [str(a) for a in c["extra_args"]]
+    init = [{"name": "db-upgrade", "env": [database],
+             "command": ["/bin/sh", "-c", _DB_UPGRADE.format(secret=c["database_secret"], key=c["database_secret_key"])]}]
+    if str(c["artifacts_destination"]).startswith("s3://"):
+        init.append({"name": "check-artifacts", "env": storage_env, "command": ["python", "-c", _CHECK_ARTIFACTS]})
+    return {"init": init, "server": {"name": "mlflow", "command": command, "env": env}}
+
+
+def auth_config(database_uri: str, default_permission: str = "READ") -> str:
+    """The basic-auth ini: users and permissions in the tracking database (their own tables).
+
+    The admin user comes from MLFLOW_AUTH_ADMIN_USERNAME/PASSWORD in the environment, so no
+    password is written here. ``%`` is doubled: configparser interpolates it.
+    """
+    return (
+        "[mlflow]\n"
+        f"default_permission = {default_permission}\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def expand_references(text: str, env: Mapping[str, str]) -> str:
+    """Expand ``$(VAR)`` as the kubelet does: unknown references stay as written, ``$$`` is ``$``."""
+    def repl(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return env[name] if name in env else match.group(0)
+    return _VAR_REF.sub(repl, text)
+
+
+def resolve_container(container: Mapping[str, Any], secrets: Mapping[str, Mapping[str, str]],
+                      base_env: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of a container spec outside Kubernetes.
+
+    ``secrets`` maps Secret name to its decoded data. Each ``env`` entry is resolved in
+    order (a ``value`` may reference earlier ones with ``$(VAR)``), then ``command`` and
+    ``args`` are expanded; a missing Secret or key raises ``ResolveError`` naming it.
+    """
+    env: dict[str, str] = dict(base_env or {})
+    for entry in container.get("env") or []:
+        if "value" in entry:
+            env[entry["name"]] = expand_references(str(entry["value"]), env)
+            continue
+        ref = ((entry.get("valueFrom") or {}).get("secretKeyRef")) or {}
+        data = secrets.get(ref.get("name"))
+        if data is None or ref.get("key") not in data:
+            raise ResolveError(f"env {entry['name']}: Secret {ref.get('name')!r} has no key {ref.get('key')!r}")
+        env[entry["name"]] = data[ref["key"]]
+    argv = [expand_references(str(a), env) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+    return argv, env
+
+
+def _pod_amounts(pod_spec: Mapping[str, Any], kind: str, resource: str) -> Fraction:
+    """Effective requests or limits of one pod: max(largest init container, sum of containers)."""
+    def amount(container: Mapping[str, Any]) -> Fraction:
+        value = ((container.get("resources") or {}).get(kind) or {}).get(resource)
+        return parse_quantity(value) if value is not None else Fraction(0)
+    main = sum((amount(c) for c in pod_spec.get("containers") or []), Fraction(0))
+    init = max((amount(c) for c in pod_spec.get("initContainers") or []), default=Fraction(0))
+    return max(main, init)
+
+
+def quota_errors(objects: list[Mapping[str, Any]], quota: Mapping[str, Any]) -> list[str]:
+    """Whether the pods and claims of ``objects`` fit ``quota`` ({requests, limits, count}).
+
+    A Deployment counts one pod more than its replicas (the rolling update surges one), a
+    StatefulSet its replicas and its claim templates. Each problem names the resource, the
+    numbers and the variables to change.
+    """
+    totals: dict[str, Fraction] = {}
+    pods = 0
+    claims = 0
+    for obj in objects:
+        if obj.get("kind") not in ("Deployment", "StatefulSet"):
+            continue
+        spec = obj.get("spec") or {}
+        replicas = int(spec.get("replicas", 1)) + (1 if obj["kind"] == "Deployment" else 0)
+        pod = (spec.get("template") or {}).get("spec") or {}
+        pods += replicas
+        for kind in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                key = f"{kind}.{resource}"
+                totals[key] = totals.get(key, Fraction(0)) + replicas * _pod_amounts(pod, kind, resource)
+        for claim in spec.get("volumeClaimTemplates") or []:
+            size = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "0")
+            totals["requests.storage"] = totals.get("requests.storage", Fraction(0)) + replicas * parse_quantity(size)
+            claims += replicas
+    errors = []
+    for kind in ("requests", "limits"):
+        for resource, hard in (quota.get(kind) or {}).items():
+            need = totals.get(f"{kind}.{resource}", Fraction(0))
+            if need > parse_quantity(hard):
+                errors.append(f"{kind}.{resource}: the pods need {format_quantity(need, binary=resource != 'cpu')} "
+                              f"but mlflow_quota.{kind}.{resource} is {hard}. Fix: raise the quota or lower "
+                              "mlflow_resources / mlflow_postgresql_resources / replicas")
+    counts = quota.get("count") or {}
+    if "pods" in counts and pods > int(counts["pods"]):
+        errors.append(f"pods: {pods} needed (replicas plus one for a rolling update) but mlflow_quota.count.pods is "
+                      f"{counts['pods']}")
+    if "persistentvolumeclaims" in counts and claims > int(counts["persistentvolumeclaims"]):
+        errors.append(f"persistentvolumeclaims: {claims} needed but mlflow_quota.count.persistentvolumeclaims is "
+                      f"{counts['persistentvolumeclaims']}")
+    return errors
+
+
+def quota_hard(quota: Mapping[str, Any]) -> dict[str, str]:
+    """``spec.hard`` of the namespace's ResourceQuota from ``{requests, limits, count}``, as the API server stores it."""
+    hard = {f"{kind}.{res}": canonical_quantity(v) for kind in ("requests", "limits")
+            for res, v in (quota.get(kind) or {}).items()}
+    hard.update({str(k): str(v) for k, v in (quota.get("count") or {}).items()})
+    return dict(sorted(hard.items()))
