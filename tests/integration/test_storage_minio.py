@@ -1,0 +1,75 @@
+"""The storage role's minio backend on the offline cluster: MinIO Ready with its claim bound,
+the provisioning Job complete, a changed bucket plan replacing the Job, and no change on rerun."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+NS = "it-storage-minio"
+PV = f"{NS}-minio-data"
+SELECTOR = "app.kubernetes.io/component=bucket-provisioning"
+
+
+def _run(ansible_playbook, tmp_path, kubeconfig: str, teams: list, password: str):
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps({
+        "teams": teams, "storage_kubeconfig": kubeconfig, "storage_context": "", "storage_minio_namespace": NS,
+        "storage_minio_host_path": "/tmp/it-storage", "storage_access_key_id": "it-admin",
+        "storage_secret_access_key": password, "storage_wait_timeout": 120,
+    }))
+    vars_file.chmod(0o600)
+    playbook = tmp_path / "storage.yml"
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: mlops.platform.storage\n")
+    run = ansible_playbook(playbook, "-i", "localhost,", "-c", "local",
+                           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{vars_file}")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert password not in run.stdout
+    return int(re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", run.stdout).group(1))
+
+
+@pytest.fixture()
+def cleanup(api_client):
+    from kubernetes import client
+
+    yield
+    core = client.CoreV1Api(api_client)
+    for call, args in ((core.delete_namespace, (NS,)), (core.delete_persistent_volume, (PV,))):
+        try:
+            call(*args)
+        except client.ApiException as err:
+            if err.status != 404:
+                raise
+
+
+def test_minio_converges_and_a_new_plan_replaces_the_job(tmp_path, kubeconfig, api_client, ansible_playbook, cleanup):
+    from kubernetes import client
+
+    apps, batch, core = client.AppsV1Api(api_client), client.BatchV1Api(api_client), client.CoreV1Api(api_client)
+    password = secrets.token_urlsafe(16)
+    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}], password) > 0
+
+    assert apps.read_namespaced_stateful_set("minio", NS).status.ready_replicas == 1
+    assert core.read_namespaced_persistent_volume_claim("data-minio-0", NS).status.phase == "Bound"
+    assert core.read_namespaced_service("minio", NS).spec.ports[0].port == 9000
+    secret = core.read_namespaced_secret("minio-credentials", NS)
+    assert set(secret.data) == {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    jobs = batch.list_namespaced_job(NS, label_selector=SELECTOR).items
+    assert len(jobs) == 1 and jobs[0].status.succeeded == 1
+    first_job = jobs[0].metadata.name
+    script = core.read_namespaced_config_map(first_job, NS).data["provision.sh"]
+    assert "platform/models/team-a/.keep" in script and "team-b" not in script
+
+    # A new team changes the plan: a new Job provisions it and the old Job and ConfigMap go.
+    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) > 0
+    jobs = [j for j in batch.list_namespaced_job(NS, label_selector=SELECTOR).items if not j.metadata.deletion_timestamp]
+    assert [j.metadata.name for j in jobs] != [first_job] and len(jobs) == 1
+    assert "platform/datasets/team-b/.keep" in core.read_namespaced_config_map(jobs[0].metadata.name, NS).data["provision.sh"]
+    assert first_job not in [c.metadata.name for c in core.list_namespaced_config_map(NS, label_selector=SELECTOR).items]
+
+    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) == 0
