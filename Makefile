@@ -10,13 +10,16 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CLUSTER := roles/cluster/files/offline-cluster.sh
 INVENTORY ?= inventories/local
 
-.PHONY: help setup platform test lint sanity units molecule cluster-build cluster-up cluster-down cluster-status build docs clean
+.PHONY: help setup mlflow-env platform test lint sanity units molecule cluster-build cluster-up cluster-down cluster-status build docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
 setup:  ## install the pinned toolchain (.venv) and link the collection
 	@scripts/setup.sh
+
+mlflow-env: setup  ## install the pinned MLflow (.venv-mlflow) for the real-process tests
+	@scripts/mlflow-env.sh >/dev/null
 
 platform: setup  ## converge playbooks/site.yml on $(INVENTORY) (default: local)
 	ansible-playbook playbooks/site.yml -i $(INVENTORY)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the converge of the local platform against the kubectl floor (not a test).
 
 On a dedicated offline cluster (`mlops-bench`, its own kubeconfig; the everyday cluster is
@@ -119,9 +118,8 @@ def export_objects(dest: pathlib.Path) -> int:
 
 
 def kubectl_apply(dest: pathlib.Path) -> float:
-    seconds, _ = timed([KUBECTL, "--kubeconfig", KUBECONFIG, "apply", "--server-side", "--field-manager=bench",
-                        "--force-conflicts", "-f", str(dest / "objects.yaml")])
-    return seconds
+    return timed([KUBECTL, "--kubeconfig", KUBECONFIG, "apply", "--server-side", "--field-manager=bench",
+                  "--force-conflicts", "-f", str(dest / "objects.yaml")])[0]
 
 
 def stats(values: list[float]) -> dict:
@@ -153,18 +151,18 @@ def main() -> None:
     work = pathlib.Path(tempfile.mkdtemp(prefix="mlops-bench-"))
     try:
         cold, noop, floor_cold, floor_noop = [], [], [], []
-        for _ in range(args.reps):
+        for _rep in range(args.reps):
             fresh_cluster()
-            seconds, _ = converge(None)
+            seconds = converge(None)[0]
             cold.append(seconds)
             seconds, out = converge(None)
             if changed(out):
                 print(f"warning: no-op converge reported changed={changed(out)}", file=sys.stderr)
             noop.append(seconds)
-        for _ in range(args.reps - 1):
+        for _rep in range(args.reps - 1):
             noop.append(converge(None)[0])
         results["objects"] = export_objects(work)
-        for _ in range(args.reps):
+        for _rep in range(args.reps):
             fresh_cluster()
             floor_cold.append(kubectl_apply(work))
             floor_noop.append(kubectl_apply(work))
@@ -181,8 +179,8 @@ def main() -> None:
         for count in counts:
             path = teams_file(count, template, work)
             fresh_cluster()
-            cold_s, _ = converge(path)
-            noop_s = [converge(path)[0] for _ in range(max(1, args.reps - 1))]
+            cold_s = converge(path)[0]
+            noop_s = [converge(path)[0] for _rep in range(max(1, args.reps - 1))]
             scaling[count] = {"cold": cold_s, "noop": statistics.median(noop_s)}
         results["scaling"] = scaling
         if len(counts) > 1:
@@ -228,7 +226,7 @@ def report(results: dict) -> None:
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start in content and end in content:
         head, rest = content.split(start, 1)
-        _, tail = rest.split(end, 1)
+        tail = rest.split(end, 1)[1]
         readme.write_text(f"{head}{start}\n{text}{end}{tail}")
     print(text)
 

@@ -56,7 +56,7 @@ def main() -> int:
     readme = ROOT / "README.md"
     content = readme.read_text(encoding="utf-8")
     head, rest = content.split(START, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     wanted = f"{head}{START}\n{render(data)}{END}{tail}"
     if "--check" in sys.argv:
         if wanted != content:

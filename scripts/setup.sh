@@ -53,6 +53,10 @@ if [[ ! -x $VENV/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
   echo "$want" >"$stamp"
 fi
 
+# 1b. the real MLflow of tests/integration/test_mlflow_real.py, in its own venv (.venv-mlflow):
+#     its dependency tree would fight requirements.txt; reinstalled only when requirements-mlflow.txt changes.
+scripts/mlflow-env.sh >/dev/null
+
 # 2. the collection on a collections path, without copying it.
 mkdir -p .collections/ansible_collections/mlops
 ln -sfn ../../.. .collections/ansible_collections/mlops/platform

@@ -138,7 +138,7 @@ def _is_label_value(value: Any) -> bool:
 def _is_label_key(key: Any) -> bool:
     if not isinstance(key, str) or not key:
         return False
-    prefix, _, name = key.rpartition("/")
+    prefix, _sep, name = key.rpartition("/")
     if prefix and not _is_dns_subdomain(prefix):
         return False
     return len(name) <= 63 and bool(_LABEL_NAME.match(name))
@@ -725,8 +725,8 @@ def access_reviews(teams: list | None, access_rules: dict, actions: list[dict], 
                     reviews.append({
                         "subject": label, "team": team["name"], "namespace": ns, "owner": owner,
                         "action": f"{action['verb']} {action['resource']}",
-                        "expected": owner == team["name"] and _rule_allows(access_rules[level], action["verb"], group,
-                                                                            action["resource"]),
+                        "expected": owner == team["name"] and _rule_allows(
+                            access_rules[level], action["verb"], group, action["resource"]),
                         "definition": {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
                                        "spec": {**who, "resourceAttributes": {
                                            "namespace": ns, "verb": action["verb"], "group": group,

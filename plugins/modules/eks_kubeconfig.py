@@ -18,7 +18,7 @@ description:
     calls C(aws eks get-token) whenever a client needs credentials.
   - Never creates or deletes clusters.
 author:
-  - mlops.platform maintainers
+  - mlops.platform maintainers (@mlops-platform)
 options:
   name:
     description: Name of the EKS cluster.
@@ -99,8 +99,15 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing dependency
 
-import yaml
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:
+    HAS_YAML = False
 from ansible_collections.mlops.platform.plugins.module_utils.eks import (
     EksError,
     check_cluster,
@@ -148,6 +155,8 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib("PyYAML"))
     name = module.params["name"]
     path = module.params["kubeconfig"]
     context = module.params["context"] or name

@@ -18,7 +18,7 @@ description:
     objects, CustomResourceDefinitions last — and waits until they are gone.
   - Check mode and diff list what would be deleted.
 author:
-  - mlops.platform maintainers
+  - mlops.platform maintainers (@mlops-platform)
 options:
   state:
     description: C(query) lists the objects; C(absent) deletes them.

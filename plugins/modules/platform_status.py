@@ -16,7 +16,7 @@ description:
   - Fails when a required component is missing or not ready, or a team's namespace or
     expected Secret is missing, naming each one. Read-only; check mode changes nothing either.
 author:
-  - mlops.platform maintainers
+  - mlops.platform maintainers (@mlops-platform)
 options:
   components:
     description: Objects that make up the platform.

@@ -102,5 +102,3 @@ def test_unsupported_version_fails_before_writing(ansible_playbook, tmp_path, mo
     assert result.returncode != 0
     assert "outside the supported range 1.27-1.30" in result.stdout
     assert not (tmp_path / "eks-mlops-dev.kubeconfig").exists()
-
-
