@@ -1,0 +1,71 @@
+"""verify.yml and teardown.yml on a converged local platform, on a cluster of its own.
+
+The test brings up a second offline cluster (cluster_name mlops-it-lifecycle, own kubeconfig),
+converges site.yml there, verifies, breaks one required object, verifies again, tears down twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
+NAME = "mlops-it-lifecycle"
+
+
+@pytest.fixture(scope="module")
+def lifecycle_cluster(tmp_path_factory):
+    kubeconfig = str(tmp_path_factory.mktemp("lifecycle") / "kubeconfig")
+    env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1"}
+    yield ["-i", "inventories/local", "-e", f"cluster_provider=kwok cluster_name={NAME} cluster_kubeconfig={kubeconfig}"], kubeconfig
+    subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
+
+
+def recap(stdout: str) -> dict:
+    line = next(line for line in stdout.splitlines() if line.startswith("localhost") and "changed=" in line)
+    return {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
+
+
+def kubectl(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
+    settings = dict(line.split("=", 1) for line in subprocess.run(
+        [str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout.split())
+    binary = pathlib.Path(settings["MLOPS_CACHE_DIR"]) / "bin" / f"kubernetes-{settings['K8S_VERSION']}" / "kubectl"
+    return subprocess.run([str(binary), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, check=False)
+
+
+def test_verify_then_teardown(ansible_playbook, lifecycle_cluster):
+    args, kubeconfig = lifecycle_cluster
+    converge = ansible_playbook("playbooks/site.yml", *args)
+    assert converge.returncode == 0, converge.stdout[-4000:]
+
+    healthy = ansible_playbook("playbooks/verify.yml", *args)
+    assert healthy.returncode == 0, healthy.stdout[-4000:]
+    assert "COMPONENT" in healthy.stdout and "mlflow.mlflow.svc:5000" in healthy.stdout
+    assert "financial-ml" in healthy.stdout and "QUOTA" in healthy.stdout
+
+    # Break one required object: verify must fail and name it.
+    deleted = kubectl(kubeconfig, "-n", "mlflow", "delete", "deployment", "mlflow", "--wait=true")
+    assert deleted.returncode == 0, deleted.stderr
+    broken = ansible_playbook("playbooks/verify.yml", *args)
+    assert broken.returncode != 0
+    assert "component mlflow (Deployment mlflow/mlflow): missing" in broken.stdout
+
+    first = ansible_playbook("playbooks/teardown.yml", *args)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert recap(first.stdout)["changed"] >= 1
+    left = kubectl(kubeconfig, "get", "all,namespaces,secrets,configmaps,roles,rolebindings,networkpolicies,resourcequotas,"
+                   "limitranges,serviceaccounts,persistentvolumeclaims,persistentvolumes,clusterroles,clusterrolebindings",
+                   "-A", "-l", "app.kubernetes.io/managed-by=mlops.platform", "-o", "json")
+    assert left.returncode == 0, left.stderr
+    assert json.loads(left.stdout)["items"] == []
+    # Objects without our label are left alone.
+    assert kubectl(kubeconfig, "get", "namespace", "kube-system").returncode == 0
+
+    second = ansible_playbook("playbooks/teardown.yml", *args)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert recap(second.stdout)["changed"] == 0
