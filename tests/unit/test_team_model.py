@@ -143,8 +143,10 @@ def test_normalized_team_has_every_field_for_other_roles():
 def test_team_namespaces_rows():
     rows = tm.team_namespaces([serving_team(namespaces=["fml-a", "fml-b"]), training_team()])
     assert [(r["team"], r["namespace"], r["serving"]) for r in rows] == [
-        ("financial-ml", "fml-a", True), ("financial-ml", "fml-b", True), ("financial-mlops-pytorch",
-                                                                          "financial-mlops-pytorch", False)]
+        ("financial-ml", "fml-a", True),
+        ("financial-ml", "fml-b", True),
+        ("financial-mlops-pytorch", "financial-mlops-pytorch", False),
+    ]
     assert rows[0]["secrets"] == ["ml-platform"]
     assert rows[0]["bucket_prefix"] == "financial-ml/"
 
