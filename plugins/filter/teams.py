@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 from ansible_collections.mlops.platform.plugins.module_utils.teams import (
     access_matrix,
     access_reviews,
@@ -38,7 +39,7 @@ class FilterModule:
     """Team model filters."""
 
     def filters(self):
-        return {
+        filters = {
             "team_errors": validate_teams,
             "teams_normalized": normalize_teams,
             "team_namespaces": team_namespaces,
@@ -47,3 +48,4 @@ class FilterModule:
             "team_access_reviews": access_reviews,
             "team_access_matrix": access_matrix,
         }
+        return {name: plain_args(func) for name, func in filters.items()}
