@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 
 import pytest
+from ansible_run import run_playbook
+from servers import MotoServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OFFLINE_CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
@@ -50,59 +52,11 @@ def ansible_playbook():
     return run_playbook
 
 
-def run_playbook(playbook: str | os.PathLike, *args: str, env: dict | None = None, timeout: int = 600):
-    """Run ansible-playbook from the checkout (ansible.cfg applies) and return the completed process."""
-    import sys
-
-    bindir = pathlib.Path(sys.executable).parent
-    full_env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.default",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [str(bindir / "ansible-playbook"), str(playbook), *args],
-        capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=timeout, check=False,
-    )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint():
     """A moto server (real AWS APIs over HTTP) on loopback, for the whole session."""
-    import sys
-    import time
-    import urllib.request
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)  # loopback only
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"moto_server did not start on {url}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with MotoServer() as moto:
+        yield moto.url
 
 
 @pytest.fixture()

@@ -14,6 +14,7 @@ import urllib.parse
 import boto3
 import pytest
 import yaml
+from ansible_run import recap
 
 PLAYBOOK = """
 - hosts: localhost
@@ -52,15 +53,10 @@ def converge(run_playbook, tmp_path, moto_endpoint, name, *extra):
     return run_playbook(playbook, *args)
 
 
-def recap_changed(stdout: str) -> int:
-    line = next(line for line in stdout.splitlines() if line.startswith("localhost") and "changed=" in line)
-    return int(line.split("changed=")[1].split()[0])
-
-
 def test_kubeconfig_written_for_an_active_cluster_and_second_run_unchanged(ansible_playbook, tmp_path, moto_endpoint, eks_cluster):
     first = converge(ansible_playbook, tmp_path, moto_endpoint, "mlops-dev")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
-    assert recap_changed(first.stdout) == 1
+    assert recap(first.stdout)["changed"] == 1
 
     path = tmp_path / "eks-mlops-dev.kubeconfig"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -78,7 +74,7 @@ def test_kubeconfig_written_for_an_active_cluster_and_second_run_unchanged(ansib
 
     second = converge(ansible_playbook, tmp_path, moto_endpoint, "mlops-dev")
     assert second.returncode == 0, second.stdout[-3000:]
-    assert recap_changed(second.stdout) == 0
+    assert recap(second.stdout)["changed"] == 0
 
 
 def test_exec_auth_needs_no_token(ansible_playbook, tmp_path, moto_endpoint, eks_cluster):

@@ -3,11 +3,10 @@ the quota check refusing before any change, and a second run that changes nothin
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 
 import pytest
+from ansible_run import recap, run_role
 
 pytestmark = pytest.mark.cluster
 
@@ -33,20 +32,6 @@ def _vars(kubeconfig: str, **extra) -> dict:
     }
 
 
-def _run(ansible_playbook, tmp_path, variables: dict):
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps(variables))
-    vars_file.chmod(0o600)
-    playbook = tmp_path / "mlflow.yml"
-    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: mlops.platform.mlflow\n")
-    return ansible_playbook(playbook, "-i", "localhost,", "-c", "local",
-                            "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{vars_file}")
-
-
-def _changed(stdout: str) -> int:
-    return int(re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", stdout).group(1))
-
-
 @pytest.fixture()
 def cleanup(api_client):
     from kubernetes import client
@@ -61,11 +46,11 @@ def cleanup(api_client):
                 raise
 
 
-def test_mlflow_role_on_the_cluster(tmp_path, kubeconfig, api_client, ansible_playbook, cleanup):
+def test_mlflow_role_on_the_cluster(tmp_path, kubeconfig, api_client, cleanup):
     from kubernetes import client
 
     variables = _vars(kubeconfig)
-    first = _run(ansible_playbook, tmp_path, variables)
+    first = run_role("mlops.platform.mlflow", tmp_path, variables)
     assert first.returncode == 0, first.stdout[-4000:]
     # Secret values never reach the output.
     for value in (variables["mlflow_admin_password"], variables["mlflow_database"]["password"]):
@@ -96,16 +81,16 @@ def test_mlflow_role_on_the_cluster(tmp_path, kubeconfig, api_client, ansible_pl
     assert allowed("mlflow-server") and allowed("mlflow-database-secret")
     assert not allowed("other-secret") and not allowed("mlflow-server", "update")
 
-    second = _run(ansible_playbook, tmp_path, variables)
-    assert second.returncode == 0 and _changed(second.stdout) == 0, second.stdout[-4000:]
+    second = run_role("mlops.platform.mlflow", tmp_path, variables)
+    assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
 
 
-def test_quota_check_refuses_before_any_change(tmp_path, kubeconfig, api_client, ansible_playbook):
+def test_quota_check_refuses_before_any_change(tmp_path, kubeconfig, api_client):
     from kubernetes import client
 
     variables = _vars(kubeconfig, mlflow_namespace="it-mlflow-noquota",
                       mlflow_quota={"requests": {"cpu": "100m"}, "limits": {}, "count": {}})
-    run = _run(ansible_playbook, tmp_path, variables)
+    run = run_role("mlops.platform.mlflow", tmp_path, variables)
     assert run.returncode != 0
     assert "requests.cpu: the pods need" in run.stdout and "mlflow_quota.requests.cpu is 100m" in run.stdout
     with pytest.raises(client.ApiException) as missing:

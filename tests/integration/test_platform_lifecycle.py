@@ -12,6 +12,7 @@ import pathlib
 import subprocess
 
 import pytest
+from ansible_run import recap
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
@@ -24,11 +25,6 @@ def lifecycle_cluster(tmp_path_factory):
     env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1"}
     yield ["-i", "inventories/local", "-e", f"cluster_provider=kwok cluster_name={NAME} cluster_kubeconfig={kubeconfig}"], kubeconfig
     subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
-
-
-def recap(stdout: str) -> dict:
-    line = next(line for line in stdout.splitlines() if line.startswith("localhost") and "changed=" in line)
-    return {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
 
 
 def kubectl(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:

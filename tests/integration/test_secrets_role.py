@@ -9,13 +9,13 @@ import base64
 import json
 import os
 import pathlib
-import re
 import secrets as pysecrets
 import subprocess
 import sys
 import time
 
 import pytest
+from ansible_run import recap
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -110,12 +110,6 @@ def run(tmp_path: pathlib.Path, playbook: str, extra: dict, *args: str, inventor
            "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{vars_file}", *args, str(play)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=600)
     return result.returncode, result.stdout + result.stderr
-
-
-def recap(output: str) -> dict[str, int]:
-    match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
-    assert match, output[-3000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
 
 
 def assert_no_leak(output: str, leak: dict[str, str]) -> None:

@@ -3,11 +3,10 @@ the provisioning Job complete, a changed bucket plan replacing the Job, and no c
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 
 import pytest
+from ansible_run import recap, run_role
 
 pytestmark = pytest.mark.cluster
 
@@ -16,21 +15,15 @@ PV = f"{NS}-minio-data"
 SELECTOR = "app.kubernetes.io/component=bucket-provisioning"
 
 
-def _run(ansible_playbook, tmp_path, kubeconfig: str, teams: list, password: str):
-    vars_file = tmp_path / "vars.json"
-    vars_file.write_text(json.dumps({
+def _run(tmp_path, kubeconfig: str, teams: list, password: str):
+    run = run_role("mlops.platform.storage", tmp_path, {
         "teams": teams, "storage_kubeconfig": kubeconfig, "storage_context": "", "storage_minio_namespace": NS,
         "storage_minio_host_path": "/tmp/it-storage", "storage_access_key_id": "it-admin",
         "storage_secret_access_key": password, "storage_wait_timeout": 120,
-    }))
-    vars_file.chmod(0o600)
-    playbook = tmp_path / "storage.yml"
-    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - role: mlops.platform.storage\n")
-    run = ansible_playbook(playbook, "-i", "localhost,", "-c", "local",
-                           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{vars_file}")
+    })
     assert run.returncode == 0, run.stdout[-4000:]
     assert password not in run.stdout
-    return int(re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", run.stdout).group(1))
+    return recap(run.stdout)["changed"]
 
 
 @pytest.fixture()
@@ -47,12 +40,12 @@ def cleanup(api_client):
                 raise
 
 
-def test_minio_converges_and_a_new_plan_replaces_the_job(tmp_path, kubeconfig, api_client, ansible_playbook, cleanup):
+def test_minio_converges_and_a_new_plan_replaces_the_job(tmp_path, kubeconfig, api_client, cleanup):
     from kubernetes import client
 
     apps, batch, core = client.AppsV1Api(api_client), client.BatchV1Api(api_client), client.CoreV1Api(api_client)
     password = secrets.token_urlsafe(16)
-    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}], password) > 0
+    assert _run(tmp_path, kubeconfig, [{"name": "team-a"}], password) > 0
 
     assert apps.read_namespaced_stateful_set("minio", NS).status.ready_replicas == 1
     assert core.read_namespaced_persistent_volume_claim("data-minio-0", NS).status.phase == "Bound"
@@ -66,10 +59,10 @@ def test_minio_converges_and_a_new_plan_replaces_the_job(tmp_path, kubeconfig, a
     assert "platform/models/team-a/.keep" in script and "team-b" not in script
 
     # A new team changes the plan: a new Job provisions it and the old Job and ConfigMap go.
-    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) > 0
+    assert _run(tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) > 0
     jobs = [j for j in batch.list_namespaced_job(NS, label_selector=SELECTOR).items if not j.metadata.deletion_timestamp]
     assert [j.metadata.name for j in jobs] != [first_job] and len(jobs) == 1
     assert "platform/datasets/team-b/.keep" in core.read_namespaced_config_map(jobs[0].metadata.name, NS).data["provision.sh"]
     assert first_job not in [c.metadata.name for c in core.list_namespaced_config_map(NS, label_selector=SELECTOR).items]
 
-    assert _run(ansible_playbook, tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) == 0
+    assert _run(tmp_path, kubeconfig, [{"name": "team-a"}, {"name": "team-b"}], password) == 0

@@ -8,9 +8,9 @@ prefix markers) and checks that the second run changes nothing.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
+from ansible_run import recap
 
 TEAMS = [
     {"name": "team-a"},
@@ -52,12 +52,6 @@ def _run(ansible_playbook, playbook, vars_file):
     return proc.stdout
 
 
-def _recap_changed(stdout: str) -> int:
-    match = re.search(r"localhost\s+:\s+ok=\d+\s+changed=(\d+)", stdout)
-    assert match, stdout[-2000:]
-    return int(match.group(1))
-
-
 @pytest.fixture()
 def s3(moto_endpoint, aws_env):
     import boto3
@@ -69,7 +63,7 @@ def test_s3_buckets_configured_and_idempotent(tmp_path, ansible_playbook, moto_e
     playbook, vars_file = _playbook(tmp_path, {"storage_s3_endpoint_url": moto_endpoint,
                                                "storage_s3_region": aws_env["AWS_DEFAULT_REGION"]})
     first = _run(ansible_playbook, playbook, vars_file)
-    assert _recap_changed(first) > 0
+    assert recap(first)["changed"] > 0
 
     fact = json.loads((tmp_path / "fact.json").read_text())
     assert fact["backend"] == "s3"
@@ -103,7 +97,7 @@ def test_s3_buckets_configured_and_idempotent(tmp_path, ansible_playbook, moto_e
     assert "Contents" not in s3.list_objects_v2(Bucket=PREFIX + "mlflow-artifacts")
 
     second = _run(ansible_playbook, playbook, vars_file)
-    assert _recap_changed(second) == 0, second[-4000:]
+    assert recap(second)["changed"] == 0, second[-4000:]
 
 
 def test_s3_invalid_bucket_fails_before_any_change(tmp_path, ansible_playbook, moto_endpoint, aws_env, s3):
