@@ -1,0 +1,361 @@
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Apply a bundle of Kubernetes objects with server-side apply: checked first, then written.
+
+The order of work, so that bad input changes nothing:
+
+1. every definition is checked without the API (apiVersion, kind, metadata.name, duplicates);
+2. discovery: every kind must be served, or defined by a CustomResourceDefinition in the bundle;
+3. every object that can be sent is read and dry-run (``dryRun=All``); an object whose dry-run
+   equals what the server has is unchanged and is never written. Any refusal fails the call here;
+4. the writes: CRDs and namespaces first (waiting until the CRDs are established), then the
+   objects that had to wait for them (dry-run first too), then everything else;
+5. optional prune of labelled objects that the bundle no longer holds, and optional wait until
+   the workloads are ready.
+
+``changed`` is the truth of step 3: an object counts when the server's copy would differ
+(managed-field timestamps aside). Secrets' values never leave this module: diffs show
+``<hidden>`` (``<hidden, changed>`` when a value differs).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config
+from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
+
+FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+HIDDEN = "<hidden>"
+SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+
+
+class BundleError(Exception):
+    """Bad input or a refusal by the server; nothing of the bundle was written."""
+
+
+def key(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')}/{ns}/{meta.get('name')}" if ns else f"{obj.get('kind')}/{meta.get('name')}"
+
+
+def identity(obj: dict) -> tuple:
+    meta = obj["metadata"]
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    return group, obj["kind"], meta.get("namespace") or "", meta["name"]
+
+
+def check_definitions(definitions: list) -> list[dict]:
+    """Static checks; every problem is reported at once, naming the definition."""
+    problems = []
+    seen: dict[tuple, int] = {}
+    for index, obj in enumerate(definitions):
+        where = f"definitions[{index}]"
+        if not isinstance(obj, dict):
+            problems.append(f"{where}: is a {type(obj).__name__}, not a mapping")
+            continue
+        meta = obj.get("metadata")
+        for field, value in (("apiVersion", obj.get("apiVersion")), ("kind", obj.get("kind"))):
+            if not isinstance(value, str) or not value:
+                problems.append(f"{where}: {field} is missing; set it (for example apiVersion: v1, kind: ConfigMap)")
+        if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
+            problems.append(f"{where}: metadata.name is missing; every object needs a name")
+            continue
+        where = f"{where} ({key(obj)})"
+        if meta["name"] in (".", "..") or "/" in meta["name"] or "%" in meta["name"] or len(meta["name"]) > 253:
+            problems.append(f"{where}: metadata.name {meta['name']!r} cannot be used in a URL path (no '/', '%', '.' or '..')")
+        if "namespace" in meta and (not isinstance(meta["namespace"], str) or not meta["namespace"]):
+            problems.append(f"{where}: metadata.namespace is empty; remove it or name a namespace")
+        if isinstance(obj.get("apiVersion"), str) and isinstance(obj.get("kind"), str):
+            ident = identity(obj)
+            if ident in seen:
+                problems.append(f"{where}: the same object as definitions[{seen[ident]}]; keep one")
+            seen[ident] = index
+    if problems:
+        raise BundleError("; ".join(problems))
+    return definitions
+
+
+def _crd_kinds(definitions: list[dict]) -> dict[tuple[str, str], dict]:
+    """{(apiVersion, kind): crd} for the versions the bundle's CRDs serve."""
+    kinds = {}
+    for obj in definitions:
+        if obj["kind"] != "CustomResourceDefinition":
+            continue
+        spec = obj.get("spec") or {}
+        for version in spec.get("versions") or []:
+            if version.get("served", True):
+                kinds[(f"{spec.get('group')}/{version.get('name')}", (spec.get("names") or {}).get("kind"))] = obj
+    return kinds
+
+
+def normalized(obj: dict | None) -> dict | None:
+    """What a change is measured on: no status, no server bookkeeping, no managed-field times."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    fields = meta.get("managedFields") or []
+    for name in SERVER_META:
+        meta.pop(name, None)
+    # Ownership still counts: who manages which fields, minus the time it last happened.
+    out["_managers"] = sorted(
+        (json_key(f.get("manager")), json_key(f.get("operation")), json_key(f.get("fieldsV1"))) for f in fields
+    )
+    return out
+
+
+def json_key(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def shown(obj: dict | None, other: dict | None = None) -> dict | None:
+    """An object as diffs and results show it: no bookkeeping, Secrets' values hidden."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    out.pop("status", None)
+    meta = out.get("metadata") or {}
+    for name in SERVER_META:
+        meta.pop(name, None)
+    if out.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            values = out.get(field)
+            if isinstance(values, dict):
+                theirs = ((other or {}).get(field) or {}) if other else {}
+                out[field] = {k: (HIDDEN if other is None or theirs.get(k) == v else "<hidden, changed>") for k, v in values.items()}
+    return out
+
+
+def secret_values(definitions: list[dict]) -> set[str]:
+    """Every Secret value in the bundle, to be masked wherever it could appear."""
+    values = set()
+    for obj in definitions:
+        if obj.get("kind") == "Secret":
+            for field in ("data", "stringData"):
+                for value in (obj.get(field) or {}).values():
+                    if isinstance(value, str) and value:
+                        values.add(value)
+    return values
+
+
+class Bundle:
+    """One server-side apply of a list of definitions; see the module docstring for the order."""
+
+    def __init__(self, client: Client, definitions: list[dict], field_manager: str = "mlops.platform",
+                 force: bool = True, check_mode: bool = False, wait: bool = False, wait_timeout: float = 300,
+                 crd_timeout: float = 60, poll: float = 0.5):
+        self.client = client
+        self.objects = check_definitions(definitions)
+        self.field_manager = field_manager
+        self.force = force
+        self.check_mode = check_mode
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.crd_timeout = crd_timeout
+        self.poll = poll
+        self.results: list[dict] = []
+        self.diffs: list[dict] = []
+        self._namespaces: dict[str, bool] = {}
+
+    # Reading ----------------------------------------------------------------------------
+
+    def _namespace_exists(self, name: str) -> bool:
+        if name not in self._namespaces:
+            self._namespaces[name] = self.client.get("v1", "Namespace", name) is not None
+        return self._namespaces[name]
+
+    def _discover(self) -> tuple[list[dict], list[dict]]:
+        """(ready, deferred): deferred objects wait for a CRD or a namespace of this bundle."""
+        crd_kinds = _crd_kinds(self.objects)
+        bundle_namespaces = {o["metadata"]["name"] for o in self.objects if o["kind"] == "Namespace"}
+        problems, ready, deferred = [], [], []
+        for index, obj in enumerate(self.objects):
+            info = self.client.resource(obj["apiVersion"], obj["kind"])
+            meta = obj["metadata"]
+            if info is None:
+                if (obj["apiVersion"], obj["kind"]) in crd_kinds:
+                    deferred.append(obj)
+                    continue
+                problems.append(f"definitions[{index}] ({key(obj)}): the API server does not serve kind {obj['kind']} "
+                                f"in {obj['apiVersion']}; install its CRD first or fix apiVersion/kind")
+                continue
+            if info["namespaced"] and not meta.get("namespace"):
+                problems.append(f"definitions[{index}] ({key(obj)}): {obj['kind']} is namespaced; set metadata.namespace")
+                continue
+            if not info["namespaced"] and meta.get("namespace"):
+                problems.append(f"definitions[{index}] ({key(obj)}): {obj['kind']} is cluster-scoped; remove metadata.namespace")
+                continue
+            namespace = meta.get("namespace")
+            if namespace and not self._namespace_exists(namespace):
+                if namespace in bundle_namespaces:
+                    deferred.append(obj)
+                    continue
+                problems.append(f"definitions[{index}] ({key(obj)}): namespace {namespace} does not exist and the bundle "
+                                "does not create it; add the Namespace or create it first")
+                continue
+            ready.append(obj)
+        if problems:
+            raise BundleError("; ".join(problems))
+        return ready, deferred
+
+    def _plan(self, obj: dict) -> dict:
+        """Read the object and dry-run the apply: {'obj', 'before', 'after', 'action'}."""
+        meta = obj["metadata"]
+        before = self.client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        try:
+            after = self.client.apply(obj, self.field_manager, self.force, dry_run=True)
+        except ApiError as exc:
+            raise BundleError(f"{key(obj)}: the API server refused it: {exc.message}") from exc
+        if before is None:
+            action = "created"
+        elif normalized(before) == normalized(after):
+            action = "unchanged"
+        else:
+            action = "updated"
+        return {"obj": obj, "before": before, "after": after, "action": action}
+
+    def _plan_all(self, objects: list[dict]) -> list[dict]:
+        plans, problems = [], []
+        for obj in objects:
+            try:
+                plans.append(self._plan(obj))
+            except BundleError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise BundleError("; ".join(problems))
+        return plans
+
+    # Writing ----------------------------------------------------------------------------
+
+    def _write(self, plans: list[dict]) -> None:
+        for plan in plans:
+            if plan["action"] != "unchanged" and not self.check_mode:
+                obj = plan["obj"]
+                try:
+                    plan["after"] = self.client.apply(obj, self.field_manager, self.force)
+                except ApiError as exc:
+                    raise BundleError(f"{key(obj)}: the API server refused it after the dry-run passed "
+                                      f"(written before it: {self._written()}): {exc.message}") from exc
+                if obj["kind"] == "Namespace":
+                    self._namespaces[obj["metadata"]["name"]] = True
+            self._record(plan)
+
+    def _written(self) -> str:
+        done = [r["object"] for r in self.results if r["action"] in ("created", "updated")]
+        return ", ".join(done) or "nothing"
+
+    def _record(self, plan: dict) -> None:
+        obj, before, after, action = plan["obj"], plan["before"], plan["after"], plan["action"]
+        self.results.append({"object": key(obj), "kind": obj["kind"], "name": obj["metadata"]["name"],
+                             "namespace": obj["metadata"].get("namespace"), "action": action})
+        if action != "unchanged":
+            self.diffs.append({"before_header": key(obj), "after_header": key(obj),
+                               "before": shown(before, after) or {}, "after": shown(after, before) or {}})
+
+    def _pending(self, objects: list[dict]) -> None:
+        """Check mode: objects that wait for a CRD or namespace the bundle would create."""
+        for obj in objects:
+            self._record({"obj": obj, "before": None, "after": obj, "action": "created"})
+
+    def _wait_established(self, crds: list[dict]) -> None:
+        deadline = time.monotonic() + self.crd_timeout
+        waiting = {c["metadata"]["name"] for c in crds}
+        while waiting:
+            for name in sorted(waiting):
+                crd = self.client.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name) or {}
+                conditions = {c.get("type"): c.get("status") for c in (crd.get("status") or {}).get("conditions") or []}
+                if conditions.get("Established") == "True":
+                    waiting.discard(name)
+            if waiting:
+                if time.monotonic() > deadline:
+                    raise BundleError(f"CRDs not established after {self.crd_timeout:.0f} s: {', '.join(sorted(waiting))}")
+                time.sleep(min(self.poll, 0.2))
+        for version in {f"{c['spec']['group']}/{v['name']}" for c in crds for v in c["spec"].get("versions") or []}:
+            self.client.resources(version, refresh=True)
+
+    def _wait_ready(self) -> list[str]:
+        """Wait until the bundle's workloads are ready; returns what is still not ready."""
+        workloads = [o for o in self.objects if o["kind"] in WAITABLE]
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            waiting = []
+            for obj in workloads:
+                meta = obj["metadata"]
+                ok, detail = readiness(self.client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace")))
+                if not ok:
+                    if detail == "failed":
+                        raise BundleError(f"{key(obj)} failed")
+                    waiting.append(f"{key(obj)} ({detail})")
+            if not waiting or time.monotonic() > deadline:
+                return waiting
+            time.sleep(self.poll)
+
+    # The whole call ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        ready, deferred = self._discover()
+        plans = self._plan_all(ready)
+        first = [p for p in plans if p["obj"]["kind"] in FIRST_KINDS]
+        rest = [p for p in plans if p["obj"]["kind"] not in FIRST_KINDS]
+        self._write(first)
+        if deferred:
+            if self.check_mode:
+                self._pending(deferred)
+            else:
+                crds = [p["obj"] for p in first if p["obj"]["kind"] == "CustomResourceDefinition"]
+                if crds:
+                    self._wait_established(crds)
+                self._write(self._plan_all(deferred))
+        self._write(rest)
+
+    def wait_ready(self) -> None:
+        not_ready = self._wait_ready() if self.wait and not self.check_mode else []
+        if not_ready:
+            raise BundleError(f"not ready after {self.wait_timeout:.0f} s: {', '.join(not_ready)}")
+
+    def prune(self, label_selector: str, kinds: list[dict], namespaces: list[str] | None) -> None:
+        """Delete the objects of those kinds that carry the label but are not in the bundle."""
+        keep = {identity(o) for o in self.objects}
+        for item in kinds:
+            info = self.client.resource(item["api_version"], item["kind"])
+            if info is None:
+                continue
+            scopes = (namespaces or [None]) if info["namespaced"] else [None]
+            for namespace in scopes:
+                if namespace and not self._namespace_exists(namespace):
+                    continue
+                for obj in self.client.list(item["api_version"], item["kind"], namespace, label_selector):
+                    if identity(obj) in keep:
+                        continue
+                    meta = obj["metadata"]
+                    try:
+                        gone = self.client.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"),
+                                                  dry_run=self.check_mode)
+                    except ApiError as exc:
+                        raise BundleError(f"{key(obj)}: delete refused: {exc.message}") from exc
+                    if gone:
+                        self.results.append({"object": key(obj), "kind": obj["kind"], "name": meta["name"],
+                                             "namespace": meta.get("namespace"), "action": "deleted"})
+                        self.diffs.append({"before_header": key(obj), "after_header": key(obj),
+                                           "before": shown(obj) or {}, "after": {}})
+
+    def summary(self) -> dict:
+        counts = {action: 0 for action in ("created", "updated", "unchanged", "deleted")}
+        for result in self.results:
+            counts[result["action"]] += 1
+        return {
+            "changed": any(r["action"] != "unchanged" for r in self.results),
+            "objects": self.results,
+            "changes": [f"{r['action']} {r['object']}" for r in self.results if r["action"] != "unchanged"],
+            "counts": counts,
+        }
+
+
+def connect(kubeconfig: str | None, context: str | None) -> Client:
+    return Client(Config.load(kubeconfig, context))
