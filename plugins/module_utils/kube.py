@@ -364,9 +364,11 @@ class Client:
                propagation: str = "Background") -> bool:
         """Delete one object; False when it was already gone."""
         try:
-            self.request("DELETE", self.path(api_version, kind, name, namespace),
-                         body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation},
-                         query={"dryRun": "All" if dry_run else None})
+            # The API server reads DeleteOptions from the body when there is one, ignoring the query.
+            options = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+            if dry_run:
+                options["dryRun"] = ["All"]
+            self.request("DELETE", self.path(api_version, kind, name, namespace), body=options)
         except ApiError as exc:
             if exc.status == 404:
                 return False

@@ -25,6 +25,7 @@ import time
 from fractions import Fraction
 from typing import Any
 
+from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import (
     QuantityError,
     format_quantity,
@@ -618,65 +619,51 @@ def describe_pending(pending: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The API side (kubernetes.core's client underneath)
+# The API side (the collection's REST client underneath)
 # --------------------------------------------------------------------------------------------
 class SeldonApi:
-    """Reads and writes through a kubernetes.core ``K8SClient``; dry-run follows its check mode."""
+    """Reads and writes through the collection's REST client (module_utils.kube); writes are
+    server-side dry-runs when ``dry_run`` is set (check mode)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, dry_run: bool = False) -> None:
         self.client = client
+        self.dry_run = dry_run
         self.writes = 0
 
-    def _resource(self, kind: str, api_version: str) -> Any:
-        from kubernetes.dynamic.exceptions import ResourceNotFoundError, ResourceNotUniqueError
-
-        try:
-            return self.client.resource(kind, api_version)
-        except (ResourceNotFoundError, ResourceNotUniqueError) as exc:
+    def _known(self, kind: str, api_version: str) -> None:
+        if self.client.resource(api_version, kind) is None:
             raise SeldonError(
                 f"the API server does not know {kind} ({api_version}). Fix: install the Seldon Core v2 CRDs "
-                "first (the mlops.platform.seldon role installs the seldon-core-v2-crds chart).") from exc
+                "first (the mlops.platform.seldon role installs the seldon-core-v2-crds chart).")
 
     def get(self, kind: str, api_version: str, name: str, namespace: str | None = None) -> dict | None:
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        try:
-            return self._resource(kind, api_version).get(name=name, namespace=namespace).to_dict()
-        except NotFoundError:
-            return None
+        self._known(kind, api_version)
+        return self.client.get(api_version, kind, name, namespace)
 
     def get_optional(self, kind: str, api_version: str, name: str, namespace: str) -> dict | None:
         """Like get, but None also when the kind is unknown or reading is forbidden."""
-        from kubernetes.dynamic.exceptions import DynamicApiError
-
         try:
             return self.get(kind, api_version, name, namespace)
-        except (SeldonError, DynamicApiError):
+        except (SeldonError, ApiError):
             return None
 
     def list(self, kind: str, api_version: str, namespace: str) -> list[dict]:
-        return self._resource(kind, api_version).get(namespace=namespace).to_dict().get("items") or []
+        self._known(kind, api_version)
+        return self.client.list(api_version, kind, namespace)
 
     def apply(self, obj: dict) -> dict:
-        self.writes += 1
-        resource = self._resource(obj["kind"], obj["apiVersion"])
-        result = self.client.apply(resource, obj, namespace=obj["metadata"].get("namespace"), serialize=True,
-                                   server_side=True, field_manager=FIELD_MANAGER, force_conflicts=True)
-        return result.to_dict()
+        self.writes += 0 if self.dry_run else 1
+        self._known(obj["kind"], obj["apiVersion"])
+        return self.client.apply(obj, FIELD_MANAGER, force=True, dry_run=self.dry_run)
 
     def delete(self, kind: str, api_version: str, name: str, namespace: str) -> None:
-        from kubernetes.dynamic.exceptions import NotFoundError
-
-        self.writes += 1
-        try:
-            self.client.delete(self._resource(kind, api_version), name=name, namespace=namespace)
-        except NotFoundError:
-            pass
+        self.writes += 0 if self.dry_run else 1
+        self._known(kind, api_version)
+        self.client.delete(api_version, kind, name, namespace, dry_run=self.dry_run)
 
 
 def _api_error(exc: Exception, action: str) -> SeldonError:
-    body = getattr(exc, "body", None) or str(exc)
-    return SeldonError(f"{action} failed: {body}")
+    return SeldonError(f"{action} failed: {exc}")
 
 
 def read_preflight_inputs(api: SeldonApi, params: dict) -> dict:
@@ -703,8 +690,6 @@ def converge(api: SeldonApi, params: dict, check_mode: bool, sleep=time.sleep, c
     Raises SeldonError (nothing written) for invalid input, a missing namespace or a failed
     preflight, and after a write when ``wait`` times out.
     """
-    from kubernetes.dynamic.exceptions import DynamicApiError
-
     errors = validate_params(params)
     if errors:
         raise SeldonError(f"seldon_runtime {params.get('namespace')}/{params.get('name')}: {len(errors)} problem(s), "
@@ -712,7 +697,7 @@ def converge(api: SeldonApi, params: dict, check_mode: bool, sleep=time.sleep, c
     name, namespace = params["name"], params["namespace"]
     try:
         return _converge(api, params, check_mode, sleep, clock)
-    except DynamicApiError as exc:
+    except ApiError as exc:
         # Reads the module needs (namespace, quotas, limit ranges, the objects themselves).
         raise _api_error(exc, f"reading what seldon_runtime {namespace}/{name} needs (check the credentials' "
                               "permissions: get namespaces; list resourcequotas and limitranges; get, patch and "
@@ -720,8 +705,6 @@ def converge(api: SeldonApi, params: dict, check_mode: bool, sleep=time.sleep, c
 
 
 def _converge(api: SeldonApi, params: dict, check_mode: bool, sleep, clock) -> dict:
-    from kubernetes.dynamic.exceptions import DynamicApiError
-
     name, namespace = params["name"], params["namespace"]
     if api.get("Namespace", "v1", namespace) is None:
         raise SeldonError(f"namespace {namespace!r} does not exist, nothing was changed. Fix: create it first "
@@ -737,7 +720,7 @@ def _converge(api: SeldonApi, params: dict, check_mode: bool, sleep, clock) -> d
         for kind, obj_name in sorted(present, key=lambda k: k[0] != "Server"):  # Servers before the runtime
             try:
                 api.delete(kind, API_VERSION, obj_name, namespace)
-            except DynamicApiError as exc:
+            except ApiError as exc:
                 raise _api_error(exc, f"deleting {kind} {namespace}/{obj_name}") from exc
         result.update(changed=bool(present), runtime={}, servers=[],
                       diff={"before": {"runtime": comparable(before[("SeldonRuntime", name)]),
@@ -762,7 +745,7 @@ def _converge(api: SeldonApi, params: dict, check_mode: bool, sleep, clock) -> d
         key = (obj["kind"], obj["metadata"]["name"])
         try:
             after[key] = api.apply(obj)
-        except DynamicApiError as exc:
+        except ApiError as exc:
             raise _api_error(exc, f"applying {obj['kind']} {namespace}/{obj['metadata']['name']}") from exc
     changed = any(comparable(before[k]) != comparable(after[k]) for k in after)
     runtime = after[("SeldonRuntime", name)]

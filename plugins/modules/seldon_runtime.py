@@ -27,13 +27,14 @@ description:
     re-run with the same parameters reports no change.
   - All objects carry C(app.kubernetes.io/managed-by=mlops.platform), C(app.kubernetes.io/part-of=mlops-platform)
     and, with O(team), C(mlops.platform/team).
+  - With O(runtimes), one call converges the runtime of many namespaces. Every runtime is validated, its
+    namespace checked, its preflight computed and its apply dry-run before the first write; only the runtimes
+    whose dry-run differs from the server's copy are written. A no-op over 100 namespaces is one module call.
+  - Talks to the API server through the collection's own REST client (no kubernetes Python client import).
 author:
   - mlops.platform maintainers (@mlops-platform)
 requirements:
-  - kubernetes >= 24.2.0
   - PyYAML >= 3.11
-extends_documentation_fragment:
-  - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
@@ -47,9 +48,32 @@ options:
     type: str
     required: true
   namespace:
-    description: Namespace of the SeldonRuntime and its Servers; it must exist.
+    description: Namespace of the SeldonRuntime and its Servers; it must exist. Exactly one of O(namespace) and O(runtimes).
     type: str
-    required: true
+  runtimes:
+    description:
+      - Many namespaces in one call, each with its own O(runtimes[].team) and optionally its own
+        O(runtimes[].overrides) (the top-level O(overrides) otherwise). Exactly one of O(namespace) and O(runtimes).
+    type: list
+    elements: dict
+    suboptions:
+      namespace:
+        description: Namespace of this runtime; it must exist.
+        type: str
+        required: true
+      team:
+        description: Team label of this runtime's objects.
+        type: str
+      overrides:
+        description: Component overrides of this runtime, same keys as O(overrides) (unknown keys are refused).
+        type: list
+        elements: dict
+  kubeconfig:
+    description: Path to the kubeconfig; C(KUBECONFIG), C(~/.kube/config) or the in-cluster service account otherwise.
+    type: path
+  context:
+    description: The kubeconfig context; its current context otherwise.
+    type: str
   state:
     description:
       - V(present) applies the SeldonRuntime and the O(servers); V(absent) deletes them (Servers first).
@@ -344,8 +368,14 @@ conditions:
   type: list
   elements: dict
   sample: [{"type": "Ready", "status": "True"}]
+runtimes:
+  description: With O(runtimes), one result per namespace with C(namespace), C(changed), C(runtime), C(servers) and C(preflight).
+  returned: when O(runtimes) is set
+  type: list
+  elements: dict
+  sample: [{"namespace": "financial-ml", "changed": false, "runtime": {}, "servers": [], "preflight": {}}]
 api_writes:
-  description: Write requests sent to the API server (dry runs included); 0 when the task failed before any.
+  description: Write requests sent to the API server (dry runs not counted); 0 when the task failed before any.
   returned: always
   type: int
   sample: 2
@@ -353,30 +383,36 @@ api_writes:
 
 import copy
 
-from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import get_api_client
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
-from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
-from ansible_collections.mlops.platform.plugins.module_utils.seldon import SeldonApi, SeldonError, converge
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect
+from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
+from ansible_collections.mlops.platform.plugins.module_utils.seldon import API_VERSION, SeldonApi, SeldonError, converge
 
 SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
+OVERRIDE_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    replicas=dict(type="int"),
+    disable=dict(type="bool"),
+    service_type=dict(type="str", choices=SERVICE_TYPES),
+    resources=dict(type="dict"),
+    pod_spec=dict(type="dict"),
+)
 
 
 def argument_spec() -> dict:
-    spec = copy.deepcopy(AUTH_ARG_SPEC)
-    spec.update(
+    spec = dict(
+        kubeconfig=dict(type="path"),
+        context=dict(type="str"),
         name=dict(type="str", required=True),
-        namespace=dict(type="str", required=True),
+        namespace=dict(type="str"),
+        runtimes=dict(type="list", elements="dict", options=dict(
+            namespace=dict(type="str", required=True),
+            team=dict(type="str"),
+            overrides=dict(type="list", elements="dict"),
+        )),
         state=dict(type="str", default="present", choices=["present", "absent"]),
         seldon_config=dict(type="str", default="default"),
-        overrides=dict(type="list", elements="dict", default=[], options=dict(
-            name=dict(type="str", required=True),
-            replicas=dict(type="int"),
-            disable=dict(type="bool"),
-            service_type=dict(type="str", choices=SERVICE_TYPES),
-            resources=dict(type="dict"),
-            pod_spec=dict(type="dict"),
-        )),
+        overrides=dict(type="list", elements="dict", default=[], options=copy.deepcopy(OVERRIDE_OPTIONS)),
         config=dict(type="dict", options=dict(
             kafka=dict(type="dict", options=dict(
                 bootstrap_servers=dict(type="str"),
@@ -426,20 +462,70 @@ def argument_spec() -> dict:
     return spec
 
 
+def runtime_params(params: dict) -> list[dict]:
+    """One parameter set per runtime: the top-level settings with each runtime's namespace, team, overrides."""
+    if not params["runtimes"]:
+        return [params]
+    for index, item in enumerate(params["runtimes"]):
+        for number, override in enumerate(item["overrides"] or []):
+            unknown = sorted(set(override) - set(OVERRIDE_OPTIONS))
+            if unknown or "name" not in override:
+                raise SeldonError(f"runtimes[{index}].overrides[{number}]: unknown key(s) {unknown} or no name; "
+                                  f"use {', '.join(OVERRIDE_OPTIONS)}, as in overrides")
+            for key in OVERRIDE_OPTIONS:
+                override.setdefault(key, None)
+    return [{**params, "namespace": item["namespace"], "team": item["team"] or params["team"],
+             "overrides": params["overrides"] if item["overrides"] is None else item["overrides"]}
+            for item in params["runtimes"]]
+
+
+PENDING = {"changed": True, "pending": "its namespace or the Seldon CRDs do not exist yet", "runtime": {}, "servers": [],
+           "preflight": {}, "diff": {}}
+
+
+def pending_in_check_mode(client, each: list[dict]) -> set[str]:
+    """Namespaces whose runtime check mode cannot dry-run: they, or the CRDs, would be created by earlier roles."""
+    if any(p["state"] == "absent" for p in each):
+        return set()
+    crds = client.resource(API_VERSION, "SeldonRuntime") is not None
+    return {p["namespace"] for p in each if not crds or client.get("v1", "Namespace", p["namespace"]) is None}
+
+
 def main() -> None:
-    module = AnsibleK8SModule(argument_spec=argument_spec(), supports_check_mode=True)
-    api = None
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("namespace", "runtimes")], mutually_exclusive=[("namespace", "runtimes")])
+    writes = 0
     try:
-        api = SeldonApi(get_api_client(module=module))
-        result = converge(api, module.params, module.check_mode)
+        each = runtime_params(module.params)
+        client = connect(module.params["kubeconfig"], module.params["context"])
+        # Pass 1, for all runtimes before any write: validation, namespace, preflight, server-side dry-run.
+        dry = SeldonApi(client, dry_run=True)
+        pending = pending_in_check_mode(client, each) if module.check_mode else set()
+        planned = [PENDING if params["namespace"] in pending else converge(dry, params, check_mode=True) for params in each]
+        results = planned
+        if not module.check_mode:
+            # Pass 2: write what the dry-run says differs (and wait, when asked, for every runtime).
+            api = SeldonApi(client)
+            results = [converge(api, params, check_mode=False) if plan["changed"] or params["wait"] else plan
+                       for params, plan in zip(each, planned, strict=True)]
+            writes = api.writes
     except SeldonError as exc:
-        module.fail_json(msg=str(exc), api_writes=api.writes if api else 0, **exc.details)
-    except CoreException as exc:
-        module.fail_from_exception(exc)
-    diff = result.pop("diff")
+        module.fail_json(msg=str(exc), api_writes=writes, **exc.details)
+    except KubeError as exc:
+        module.fail_json(msg=str(exc), api_writes=writes)
+    results = [dict(result) for result in results]
+    diffs = [result.pop("diff") for result in results]
+    if not module.params["runtimes"]:
+        result = results[0]
+        if module._diff:
+            result["diff"] = diffs[0]
+        module.exit_json(api_writes=writes, **result)
+    output = {"changed": any(r["changed"] for r in results), "api_writes": writes,
+              "runtimes": [{"namespace": p["namespace"], **r} for p, r in zip(each, results, strict=True)]}
     if module._diff:
-        result["diff"] = diff
-    module.exit_json(api_writes=api.writes, **result)
+        output["diff"] = [{**d, "before_header": p["namespace"], "after_header": p["namespace"]}
+                          for p, d, r in zip(each, diffs, results, strict=True) if r["changed"]]
+    module.exit_json(**output)
 
 
 if __name__ == "__main__":

@@ -394,13 +394,12 @@ def test_check_mode_does_not_wait():
 
 
 def test_a_forbidden_read_becomes_a_message_about_permissions():
-    from kubernetes.client.rest import ApiException
-    from kubernetes.dynamic.exceptions import ForbiddenError
+    from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError
 
     api = cluster()
 
     def forbidden(*_args):
-        raise ForbiddenError(ApiException(status=403, reason="Forbidden"))
+        raise ApiError(403, "Forbidden", "resourcequotas is forbidden")
 
     api.list = forbidden
     with pytest.raises(sd.SeldonError, match="list resourcequotas and limitranges") as exc:

@@ -1,0 +1,111 @@
+#!/usr/bin/python
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_api_info
+short_description: Whether the Kubernetes API server answers, where it is and which version it runs
+version_added: 0.2.0
+description:
+  - Reads C(/version) from the API server of a kubeconfig context, retrying every second up to
+    O(wait_timeout) seconds. One request when the server answers; no discovery.
+  - With O(required=false) an unreachable server is reported as C(available=false) instead of a failure,
+    so a role can decide whether to create the cluster.
+author:
+  - mlops.platform maintainers (@mlops-platform)
+options:
+  kubeconfig:
+    description: Path to the kubeconfig; C(KUBECONFIG) or C(~/.kube/config) otherwise.
+    type: path
+  context:
+    description: The kubeconfig context; its current context otherwise.
+    type: str
+  wait_timeout:
+    description: Seconds to keep retrying; C(0) tries once.
+    type: int
+    default: 0
+  required:
+    description: Fail when the server does not answer in time.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Only reads.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Is the cluster there?
+  mlops.platform.k8s_api_info:
+    kubeconfig: ~/.cache/mlops-platform/kubeconfig
+    required: false
+  register: api
+
+- name: Wait up to two minutes for it
+  mlops.platform.k8s_api_info:
+    kubeconfig: ~/.cache/mlops-platform/kubeconfig
+    wait_timeout: 120
+"""
+
+RETURN = r"""
+available:
+  description: Whether the API server answered.
+  returned: always
+  type: bool
+host:
+  description: The server URL of the context.
+  returned: when the kubeconfig could be read
+  type: str
+  sample: https://127.0.0.1:32765
+version:
+  description: The server's C(/version) answer.
+  returned: when available
+  type: dict
+  sample: {"gitVersion": "v1.33.13", "major": "1", "minor": "33"}
+error:
+  description: Why the server is not available.
+  returned: when not available
+  type: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Client, Config, KubeError
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={
+        "kubeconfig": {"type": "path"},
+        "context": {"type": "str"},
+        "wait_timeout": {"type": "int", "default": 0},
+        "required": {"type": "bool", "default": True},
+    }, supports_check_mode=True)
+    params = module.params
+    deadline = time.monotonic() + params["wait_timeout"]
+    host = None
+    while True:
+        try:
+            config = Config.load(params["kubeconfig"], params["context"])
+            host = config.server
+            client = Client(config, timeout=10)
+            version = client.version()
+            client.close()
+            module.exit_json(changed=False, available=True, host=host, version=version)
+        except KubeError as exc:
+            error = str(exc)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if params["required"]:
+        module.fail_json(msg=f"the API server does not answer after {params['wait_timeout']} s: {error}", host=host)
+    module.exit_json(changed=False, available=False, host=host, error=error)
+
+
+if __name__ == "__main__":
+    main()
