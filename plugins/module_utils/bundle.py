@@ -103,9 +103,12 @@ def normalized(obj: dict | None) -> dict | None:
     fields = meta.get("managedFields") or []
     for name in SERVER_META:
         meta.pop(name, None)
-    # Ownership still counts: who manages which fields, minus the time it last happened.
+    # Ownership still counts: who manages which fields, minus the time it last happened. The
+    # server adds a "before-first-apply" entry to a dry-run against an object with no managed
+    # fields at all (a bare Namespace) and drops it again on the real apply: not a change.
     out["_managers"] = sorted(
-        (json_key(f.get("manager")), json_key(f.get("operation")), json_key(f.get("fieldsV1"))) for f in fields
+        (json_key(f.get("manager")), json_key(f.get("operation")), json_key(f.get("fieldsV1")))
+        for f in fields if f.get("manager") != "before-first-apply"
     )
     return out
 

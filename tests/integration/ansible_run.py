@@ -45,3 +45,27 @@ def recap(output: str) -> dict[str, int]:
     match = _RECAP.search(output)
     assert match, output[-3000:]
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
+
+
+def run_module(module: str, tmp_path: pathlib.Path, *calls: dict, check: bool = False, diff: bool = True,
+               verbosity: int = 0) -> tuple[list[dict], subprocess.CompletedProcess]:
+    """Run ``module`` once per entry of ``calls`` (errors ignored) with the json callback.
+
+    Returns each task's result and the completed process (whose stdout is the whole json report).
+    """
+    import yaml
+
+    tasks = [{"name": f"call {i}", module: args, "ignore_errors": True, "check_mode": check, "diff": diff}
+             for i, args in enumerate(calls)]
+    playbook = tmp_path / f"calls-{len(list(tmp_path.glob('calls-*.yml')))}.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    args = ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"]
+    args += ["-" + "v" * verbosity] if verbosity else []
+    proc = run_playbook(playbook, *args, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+    # With -v the verbose log comes first; the report is the JSON document that starts a line.
+    start = 0 if proc.stdout.startswith("{") else proc.stdout.find("\n{") + 1
+    try:
+        report = json.loads(proc.stdout[start:])
+    except json.JSONDecodeError:
+        raise AssertionError(f"ansible-playbook rc={proc.returncode} {proc.args}\n{proc.stdout[-3000:]}\n{proc.stderr[-1000:]}") from None
+    return [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]], proc
