@@ -5,14 +5,15 @@ left alone) this measures, with several repetitions each (median and spread):
 
 - cold converge of playbooks/site.yml on inventories/local (fresh cluster each time);
 - no-op converge (already converged);
-- the floor: `kubectl apply --server-side` of exactly the objects the collection created,
-  read back from the cluster by our labels and stripped of server-set fields, cold (fresh
-  cluster) and no-op;
-- scaling: no-op and cold converge with N generated teams.
+- the floor: `kubectl apply --server-side` of exactly the objects the collection sent, as the
+  cold converge recorded them (`mlops_render_dir`: every k8s_bundle and seldon_runtime call
+  writes its definitions there), in kubectl's best order (CRDs and namespaces, wait until the
+  CRDs are established, the rest), cold (fresh cluster) and no-op;
+- scaling: the same four figures with N generated teams (copies of the first local team).
 
 It prints a table and the ratios, writes bench/results/latest.json and latest.md, and
 rewrites the README's performance section between its markers. Timings are noisy: compare
-ratios from the same run. Usage: .venv/bin/python bench/run.py [--reps 3] [--teams 1,10,30,100]
+ratios from the same run. Usage: .venv/bin/python bench/run.py [--reps 3] [--teams 1,10,30,100] [--scaling-reps 1]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import copy
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,9 +36,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
 RESULTS = ROOT / "bench" / "results"
 NAME = "mlops-bench"
-LABEL = "app.kubernetes.io/managed-by=mlops.platform"
-# Server-set fields that a client never sends.
-STRIP_META = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink")
 
 
 def env() -> dict:
@@ -84,12 +83,21 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return time.perf_counter() - start, result.stdout
 
 
-def converge(teams_file: str | None) -> tuple[float, str]:
+def converge(teams_file: str | None, render_dir: pathlib.Path | None = None, profile: bool = False) -> tuple[float, str]:
     argv = ["ansible-playbook", "playbooks/site.yml", "-i", "inventories/local",
             "-e", f"cluster_provider=kwok cluster_name={NAME} cluster_kubeconfig={KUBECONFIG}"]
     if teams_file:
         argv += ["-e", f"@{teams_file}"]
-    return timed(argv)
+    if render_dir:
+        argv += ["-e", f"mlops_render_dir={render_dir}"]
+    if profile:
+        ENV["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+        ENV["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "10"
+    try:
+        return timed(argv)
+    finally:
+        ENV.pop("ANSIBLE_CALLBACKS_ENABLED", None)
+        ENV.pop("PROFILE_TASKS_TASK_OUTPUT_LIMIT", None)
 
 
 def changed(stdout: str) -> int:
@@ -97,55 +105,22 @@ def changed(stdout: str) -> int:
     return int(line.split("changed=")[1].split()[0])
 
 
-def strip_server_defaults(item: dict) -> None:
-    """Drop what controllers and the API server filled in, which a client must not send back."""
-    spec = item.get("spec") or {}
-    if item["kind"] == "Job":
-        spec.pop("selector", None)
-        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        for key in ("controller-uid", "job-name", "batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name"):
-            labels.pop(key, None)
-    elif item["kind"] == "Service":
-        for key in ("clusterIP", "clusterIPs"):
-            spec.pop(key, None)
-    elif item["kind"] == "PersistentVolumeClaim":
-        spec.pop("volumeName", None)
-    elif item["kind"] == "PersistentVolume":
-        spec.pop("claimRef", None)
+def top_tasks(stdout: str) -> list[str]:
+    """The profile_tasks recap lines ("role : task ---- 1.23s"), slowest first."""
+    lines = stdout.split("TASKS RECAP", 1)[-1].splitlines()
+    return [line.strip() for line in lines if line.rstrip().endswith("s") and " --" in line][:10]
 
 
-def export_objects(dest: pathlib.Path) -> int:
-    """Write what the collection created, as a client would send it, to dest/objects.yaml."""
-    kinds = run([KUBECTL, "--kubeconfig", KUBECONFIG, "api-resources", "--verbs=list,create", "-o", "name"]).stdout.split()
-    kinds = [k for k in kinds if k not in ("events", "events.events.k8s.io", "endpoints", "endpointslices.discovery.k8s.io",
-                                           "pods", "replicasets.apps", "controllerrevisions.apps")]
-    listing = json.loads(run([KUBECTL, "--kubeconfig", KUBECONFIG, "get", ",".join(kinds), "-A", "-l", LABEL, "-o", "json"]).stdout)
-    objects = []
-    for item in listing["items"]:
-        item.pop("status", None)
-        meta = item["metadata"]
-        for key in STRIP_META:
-            meta.pop(key, None)
-        annotations = meta.get("annotations") or {}
-        for key in [k for k in annotations if k.startswith(("kubectl.kubernetes.io/", "pv.kubernetes.io/"))]:
-            annotations.pop(key)
-        strip_server_defaults(item)
-        objects.append(item)
-    # The CRDs our custom resources need (installed by the roles, labelled or not).
-    groups = {o["apiVersion"].split("/")[0] for o in objects if "." in o["apiVersion"].split("/")[0]
-              and not o["apiVersion"].split("/")[0].endswith(".k8s.io")}
-    have = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
-    crds = json.loads(run([KUBECTL, "--kubeconfig", KUBECONFIG, "get", "crd", "-o", "json"]).stdout)["items"]
-    for crd in crds:
-        if crd["spec"]["group"] in groups and crd["metadata"]["name"] not in have:
-            crd.pop("status", None)
-            for key in STRIP_META:
-                crd["metadata"].pop(key, None)
-            objects.append(crd)
+def floor_files(rendered: pathlib.Path, dest: pathlib.Path) -> int:
+    """kubectl's best order for what the collection sent: CRDs and namespaces, then the rest."""
+    objects = [doc for path in sorted(rendered.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
     first = [o for o in objects if o["kind"] in ("CustomResourceDefinition", "Namespace")]
     rest = [o for o in objects if o["kind"] not in ("CustomResourceDefinition", "Namespace")]
-    (dest / "1-crds-namespaces.yaml").write_text(yaml.safe_dump_all(first, sort_keys=False))
-    (dest / "2-objects.yaml").write_text(yaml.safe_dump_all(rest, sort_keys=False))
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, docs in (("1-crds-namespaces.yaml", first), ("2-objects.yaml", rest)):
+        path = dest / name
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        path.chmod(0o600)  # the collection's Secrets are in there
     return len(objects)
 
 
@@ -169,63 +144,65 @@ def teams_file(count: int, template: dict, directory: pathlib.Path) -> str:
         team = copy.deepcopy(template)
         team["name"] = f"bench-team-{index:03d}"
         team.pop("namespaces", None)
-        for key in ("cost",):
-            if isinstance(team.get(key), dict):
-                team[key] = {**team[key], "cost_center": team["name"]}
+        if isinstance(team.get("cost"), dict):
+            team["cost"] = {**team["cost"], "cost_center": team["name"]}
         teams.append(team)
     path = directory / f"teams-{count}.yml"
     path.write_text(yaml.safe_dump({"teams": teams}))
     return str(path)
 
 
+def measure(reps: int, work: pathlib.Path, label: str, teams: str | None = None) -> dict:
+    """Cold and no-op converge, then kubectl cold and no-op of exactly what the converge sent."""
+    cold, noop, floor_cold, floor_noop = [], [], [], []
+    rendered = work / f"rendered-{label}"
+    for rep in range(reps):
+        fresh_cluster()
+        seconds, _out = converge(teams, rendered if rep == 0 else None)
+        cold.append(seconds)
+        seconds, out = converge(teams)
+        if changed(out):
+            print(f"warning: {label}: no-op converge reported changed={changed(out)}", file=sys.stderr)
+        noop.append(seconds)
+    for _rep in range(max(0, reps - 1)):
+        noop.append(converge(teams)[0])
+    _seconds, profiled = converge(teams, profile=True)
+    count = floor_files(rendered, work / f"floor-{label}")
+    for _rep in range(reps):
+        fresh_cluster()
+        floor_cold.append(kubectl_apply(work / f"floor-{label}"))
+        floor_noop.append(kubectl_apply(work / f"floor-{label}"))
+    result = {"objects": count, "converge_cold": stats(cold), "converge_noop": stats(noop),
+              "kubectl_cold": stats(floor_cold), "kubectl_noop": stats(floor_noop), "top_noop_tasks": top_tasks(profiled)}
+    result["ratio_noop"] = result["converge_noop"]["median"] / result["kubectl_noop"]["median"]
+    result["ratio_cold"] = result["converge_cold"]["median"] / result["kubectl_cold"]["median"]
+    print(f"{label}: {json.dumps({k: v for k, v in result.items() if k != 'top_noop_tasks'}, default=str)}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--teams", default="1,10,30,100")
+    parser.add_argument("--scaling-reps", type=int, default=1, help="repetitions of each team count (default 1)")
     args = parser.parse_args()
     counts = [int(n) for n in args.teams.split(",") if n]
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "reps": args.reps}
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "reps": args.reps,
+                     "scaling_reps": args.scaling_reps, "command": " ".join(["bench/run.py", *sys.argv[1:]])}
     work = pathlib.Path(tempfile.mkdtemp(prefix="mlops-bench-"))
     try:
-        cold, noop, floor_cold, floor_noop = [], [], [], []
-        for _rep in range(args.reps):
-            fresh_cluster()
-            seconds = converge(None)[0]
-            cold.append(seconds)
-            seconds, out = converge(None)
-            if changed(out):
-                print(f"warning: no-op converge reported changed={changed(out)}", file=sys.stderr)
-            noop.append(seconds)
-        for _rep in range(args.reps - 1):
-            noop.append(converge(None)[0])
-        results["objects"] = export_objects(work)
-        for _rep in range(args.reps):
-            fresh_cluster()
-            floor_cold.append(kubectl_apply(work))
-            floor_noop.append(kubectl_apply(work))
-        results["converge_cold"] = stats(cold)
-        results["converge_noop"] = stats(noop)
-        results["kubectl_cold"] = stats(floor_cold)
-        results["kubectl_noop"] = stats(floor_noop)
-        results["ratio_noop"] = results["converge_noop"]["median"] / results["kubectl_noop"]["median"]
-        results["ratio_cold"] = results["converge_cold"]["median"] / results["kubectl_cold"]["median"]
-
+        results["platform"] = measure(args.reps, work, "platform")
         template = yaml.safe_load((ROOT / "inventories/local/group_vars/all/teams.yml").read_text())["teams"][0]
-        scaling = {}
-        fresh_cluster()
-        for count in counts:
-            path = teams_file(count, template, work)
-            fresh_cluster()
-            cold_s = converge(path)[0]
-            noop_s = [converge(path)[0] for _rep in range(max(1, args.reps - 1))]
-            scaling[count] = {"cold": cold_s, "noop": statistics.median(noop_s)}
-        results["scaling"] = scaling
+        results["scaling"] = {count: measure(args.scaling_reps, work, f"teams-{count}", teams_file(count, template, work))
+                              for count in counts}
         if len(counts) > 1:
             low, high = min(counts), max(counts)
-            results["noop_seconds_per_team"] = (scaling[high]["noop"] - scaling[low]["noop"]) / (high - low)
-            results["cold_seconds_per_team"] = (scaling[high]["cold"] - scaling[low]["cold"]) / (high - low)
+            for phase in ("noop", "cold"):
+                rise = results["scaling"][high][f"converge_{phase}"]["median"] - results["scaling"][low][f"converge_{phase}"]["median"]
+                results[f"{phase}_seconds_per_team"] = rise / (high - low)
     finally:
         run([str(CLUSTER), "down"])
+        shutil.rmtree(work, ignore_errors=True)
     report(results)
 
 
@@ -233,27 +210,35 @@ def report(results: dict) -> None:
     def row(name, s):
         return f"| {name} | {s['median']:.2f} | {s['min']:.2f}-{s['max']:.2f} |"
 
+    platform = results["platform"]
     lines = [
-        f"Measured {results['date']} with `bench/run.py --reps {results['reps']}` on the offline cluster "
-        f"({results['objects']} objects).",
+        f"Measured {results['date']} with `{results['command']}` on the offline cluster (2 KWOK nodes): "
+        f"{platform['objects']} objects, {results['reps']} repetitions.",
         "",
         "| what | median s | range s |",
         "|---|---|---|",
-        row("site.yml cold converge", results["converge_cold"]),
-        row("site.yml no-op converge", results["converge_noop"]),
-        row("kubectl apply --server-side, cold", results["kubectl_cold"]),
-        row("kubectl apply --server-side, no-op", results["kubectl_noop"]),
+        row("site.yml cold converge (fresh cluster)", platform["converge_cold"]),
+        row("site.yml no-op converge", platform["converge_noop"]),
+        row("kubectl apply --server-side, cold (same objects)", platform["kubectl_cold"]),
+        row("kubectl apply --server-side, no-op", platform["kubectl_noop"]),
         "",
-        f"Ratios: no-op converge / kubectl no-op = **{results['ratio_noop']:.1f}x**; "
-        f"cold converge / kubectl cold = **{results['ratio_cold']:.1f}x**.",
+        f"Ratios: no-op converge / kubectl no-op = **{platform['ratio_noop']:.1f}x** (target 2x); "
+        f"cold converge / kubectl cold = **{platform['ratio_cold']:.1f}x** (target 3x).",
         "",
-        "| teams | cold s | no-op s |",
-        "|---|---|---|",
+        f"Scaling with N generated teams ({results['scaling_reps']} run each):",
+        "",
+        "| teams | objects | cold s | no-op s | kubectl cold s | kubectl no-op s | no-op ratio | cold ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for count, values in results["scaling"].items():
-        lines.append(f"| {count} | {values['cold']:.2f} | {values['noop']:.2f} |")
+    for count, m in results["scaling"].items():
+        lines.append(f"| {count} | {m['objects']} | {m['converge_cold']['median']:.2f} | {m['converge_noop']['median']:.2f} | "
+                     f"{m['kubectl_cold']['median']:.2f} | {m['kubectl_noop']['median']:.2f} | "
+                     f"{m['ratio_noop']:.1f}x | {m['ratio_cold']:.1f}x |")
     if "noop_seconds_per_team" in results:
-        lines += ["", f"Per added team: no-op +{results['noop_seconds_per_team']:.3f} s, cold +{results['cold_seconds_per_team']:.3f} s."]
+        lines += ["", f"Per added team: no-op +{results['noop_seconds_per_team']:.3f} s (target 0.3 s), "
+                      f"cold +{results['cold_seconds_per_team']:.3f} s."]
+    lines += ["", "Slowest tasks of a no-op converge of the local platform (ansible.posix.profile_tasks):", "", "```",
+              *platform["top_noop_tasks"], "```"]
     text = "\n".join(lines) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

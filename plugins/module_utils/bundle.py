@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 
+import yaml
 from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
 
@@ -362,3 +364,13 @@ class Bundle:
 
 def connect(kubeconfig: str | None, context: str | None) -> Client:
     return Client(Config.load(kubeconfig, context))
+
+
+def record(directory: str, name: str, definitions: list[dict]) -> str:
+    """Write definitions, exactly as sent, to the next numbered file of directory (0600: may hold Secrets)."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    number = len([f for f in os.listdir(directory) if f.endswith(".yaml")]) + 1
+    path = os.path.join(directory, f"{number:03d}-{name}.yaml")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        yaml.safe_dump_all(definitions, handle, sort_keys=False)
+    return path

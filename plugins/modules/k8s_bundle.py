@@ -137,11 +137,8 @@ counts:
   sample: {"created": 1, "updated": 0, "unchanged": 57, "deleted": 0}
 """
 
-import os
-
-import yaml
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.bundle import Bundle, BundleError, connect, shown
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import Bundle, BundleError, connect, record, shown
 from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
 
 
@@ -185,15 +182,6 @@ class BundleModule(AnsibleModule):
             self.params["definitions"] = definitions
 
 
-def render(directory: str, name: str, definitions: list[dict]) -> str:
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    number = len([f for f in os.listdir(directory) if f.endswith(".yaml")]) + 1
-    path = os.path.join(directory, f"{number:03d}-{name}.yaml")
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-        yaml.safe_dump_all(definitions, handle, sort_keys=False)
-    return path
-
-
 def main() -> None:
     module = BundleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -208,7 +196,7 @@ def main() -> None:
             bundle.prune(params["prune"]["label_selector"], params["prune"]["kinds"], params["prune"]["namespaces"])
         bundle.wait_ready()
         if params["render_dir"] and not module.check_mode:
-            render(params["render_dir"], params["name"], params["definitions"])
+            record(params["render_dir"], params["name"], params["definitions"])
     except (BundleError, KubeError) as exc:
         # What was written before the failure (nothing, unless the server refused after a clean dry-run).
         module.fail_json(msg=str(exc), changes=bundle.summary()["changes"] if bundle else [], invocation=invocation)

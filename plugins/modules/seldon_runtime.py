@@ -68,6 +68,11 @@ options:
         description: Component overrides of this runtime, same keys as O(overrides) (unknown keys are refused).
         type: list
         elements: dict
+  render_dir:
+    description:
+      - Also write the SeldonRuntime and Servers of every runtime, exactly as sent, to a numbered YAML file in this
+        directory (see M(mlops.platform.k8s_bundle)); used by the benchmark. Not in check mode or with O(state=absent).
+    type: path
   kubeconfig:
     description: Path to the kubeconfig; C(KUBECONFIG), C(~/.kube/config) or the in-cluster service account otherwise.
     type: path
@@ -384,9 +389,16 @@ api_writes:
 import copy
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, record
 from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
-from ansible_collections.mlops.platform.plugins.module_utils.seldon import API_VERSION, SeldonApi, SeldonError, converge
+from ansible_collections.mlops.platform.plugins.module_utils.seldon import (
+    API_VERSION,
+    SeldonApi,
+    SeldonError,
+    build_runtime,
+    build_servers,
+    converge,
+)
 
 SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
 OVERRIDE_OPTIONS = dict(
@@ -403,6 +415,7 @@ def argument_spec() -> dict:
     spec = dict(
         kubeconfig=dict(type="path"),
         context=dict(type="str"),
+        render_dir=dict(type="path"),
         name=dict(type="str", required=True),
         namespace=dict(type="str"),
         runtimes=dict(type="list", elements="dict", options=dict(
@@ -509,6 +522,9 @@ def main() -> None:
             results = [converge(api, params, check_mode=False) if plan["changed"] or params["wait"] else plan
                        for params, plan in zip(each, planned, strict=True)]
             writes = api.writes
+            if module.params["render_dir"] and module.params["state"] == "present":
+                record(module.params["render_dir"], "seldon-runtimes",
+                       [obj for params in each for obj in (build_runtime(params), *build_servers(params))])
     except SeldonError as exc:
         module.fail_json(msg=str(exc), api_writes=writes, **exc.details)
     except KubeError as exc:
