@@ -26,7 +26,7 @@ import os
 import time
 
 import yaml
-from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config
+from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config, Failed, KubeError
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
 
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
@@ -374,3 +374,58 @@ def record(directory: str, name: str, definitions: list[dict]) -> str:
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         yaml.safe_dump_all(definitions, handle, sort_keys=False)
     return path
+
+
+ARGUMENT_SPEC = {
+    "definitions": {"type": "list", "elements": "dict", "required": True},
+    "field_manager": {"type": "str", "default": "mlops.platform"},
+    "force_conflicts": {"type": "bool", "default": True},
+    "wait": {"type": "bool", "default": False},
+    "wait_timeout": {"type": "int", "default": 300},
+    "prune": {"type": "dict", "options": {
+        "label_selector": {"type": "str", "required": True},
+        "kinds": {"type": "list", "elements": "dict", "required": True, "options": {
+            "api_version": {"type": "str", "required": True},
+            "kind": {"type": "str", "required": True},
+        }},
+        "namespaces": {"type": "list", "elements": "str"},
+    }},
+    "render_dir": {"type": "path"},
+    "name": {"type": "str", "default": "bundle"},
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+}
+
+
+def masked_params(params: dict) -> dict:
+    """The arguments with Secrets' values hidden, for logs and the invocation echo."""
+    out = dict(params)
+    out["definitions"] = [shown(d) if isinstance(d, dict) and d.get("kind") == "Secret" else d for d in params["definitions"] or []]
+    return out
+
+
+def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
+    """The whole k8s_bundle task: returns its result or raises Failed."""
+    invocation = {"module_args": masked_params(params)}
+    bundle = None
+    try:
+        bundle = Bundle(connect(params["kubeconfig"], params["context"]), params["definitions"],
+                        field_manager=params["field_manager"], force=params["force_conflicts"],
+                        check_mode=check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"])
+        bundle.run()
+        if params["prune"]:
+            bundle.prune(params["prune"]["label_selector"], params["prune"]["kinds"], params["prune"]["namespaces"])
+        bundle.wait_ready()
+        if params["render_dir"] and not check_mode:
+            record(params["render_dir"], params["name"], params["definitions"])
+    except (BundleError, KubeError) as exc:
+        # What was written before the failure (nothing, unless the server refused after a clean dry-run).
+        raise Failed(str(exc), changes=bundle.summary()["changes"] if bundle else [], invocation=invocation) from exc
+    finally:
+        if bundle is not None:
+            bundle.client.close()
+    result = bundle.summary()
+    if diff:
+        result["diff"] = bundle.diffs
+    result["invocation"] = invocation
+    return result

@@ -26,11 +26,21 @@ import os
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.parse
 
 import yaml
 
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+class Failed(Exception):
+    """A task failure with extra result keys (shared by the modules and their controller-side actions)."""
+
+    def __init__(self, msg: str, **result):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
 
 
 class KubeError(Exception):
@@ -377,3 +387,34 @@ class Client:
 
     def version(self) -> dict:
         return self.request("GET", "/version")
+
+
+API_INFO_SPEC = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+    "wait_timeout": {"type": "int", "default": 0},
+    "required": {"type": "bool", "default": True},
+}
+
+
+def api_info(params: dict, check_mode: bool = False, diff: bool = False) -> dict:
+    """The k8s_api_info task: read /version, retrying every second up to wait_timeout."""
+    deadline = time.monotonic() + params["wait_timeout"]
+    host = None
+    while True:
+        try:
+            config = Config.load(params["kubeconfig"], params["context"])
+            host = config.server
+            client = Client(config, timeout=10)
+            try:
+                return {"changed": False, "available": True, "host": host, "version": client.version()}
+            finally:
+                client.close()
+        except KubeError as exc:
+            error = str(exc)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if params["required"]:
+        raise Failed(f"the API server does not answer after {params['wait_timeout']} s: {error}", host=host)
+    return {"changed": False, "available": False, "host": host, "error": error}

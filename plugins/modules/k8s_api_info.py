@@ -73,38 +73,17 @@ error:
   type: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.kube import Client, Config, KubeError
+from ansible_collections.mlops.platform.plugins.module_utils.kube import API_INFO_SPEC, Failed, api_info
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "kubeconfig": {"type": "path"},
-        "context": {"type": "str"},
-        "wait_timeout": {"type": "int", "default": 0},
-        "required": {"type": "bool", "default": True},
-    }, supports_check_mode=True)
-    params = module.params
-    deadline = time.monotonic() + params["wait_timeout"]
-    host = None
-    while True:
-        try:
-            config = Config.load(params["kubeconfig"], params["context"])
-            host = config.server
-            client = Client(config, timeout=10)
-            version = client.version()
-            client.close()
-            module.exit_json(changed=False, available=True, host=host, version=version)
-        except KubeError as exc:
-            error = str(exc)
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(1)
-    if params["required"]:
-        module.fail_json(msg=f"the API server does not answer after {params['wait_timeout']} s: {error}", host=host)
-    module.exit_json(changed=False, available=False, host=host, error=error)
+    module = AnsibleModule(argument_spec=API_INFO_SPEC, supports_check_mode=True)
+    try:
+        result = api_info(module.params)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -138,37 +138,8 @@ counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.bundle import Bundle, BundleError, connect, record, shown
-from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
-
-
-def argument_spec() -> dict:
-    return {
-        "definitions": {"type": "list", "elements": "dict", "required": True},
-        "field_manager": {"type": "str", "default": "mlops.platform"},
-        "force_conflicts": {"type": "bool", "default": True},
-        "wait": {"type": "bool", "default": False},
-        "wait_timeout": {"type": "int", "default": 300},
-        "prune": {"type": "dict", "options": {
-            "label_selector": {"type": "str", "required": True},
-            "kinds": {"type": "list", "elements": "dict", "required": True, "options": {
-                "api_version": {"type": "str", "required": True},
-                "kind": {"type": "str", "required": True},
-            }},
-            "namespaces": {"type": "list", "elements": "str"},
-        }},
-        "render_dir": {"type": "path"},
-        "name": {"type": "str", "default": "bundle"},
-        "kubeconfig": {"type": "path"},
-        "context": {"type": "str"},
-    }
-
-
-def masked_params(params: dict) -> dict:
-    """The module's arguments with Secrets' values hidden, for logs and the invocation echo."""
-    out = dict(params)
-    out["definitions"] = [shown(d) if isinstance(d, dict) and d.get("kind") == "Secret" else d for d in params["definitions"] or []]
-    return out
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import ARGUMENT_SPEC, apply_bundle, masked_params
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
 
 
 class BundleModule(AnsibleModule):
@@ -183,27 +154,12 @@ class BundleModule(AnsibleModule):
 
 
 def main() -> None:
-    module = BundleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    invocation = {"module_args": masked_params(params)}
-    bundle = None
+    module = BundleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        bundle = Bundle(connect(params["kubeconfig"], params["context"]), params["definitions"],
-                        field_manager=params["field_manager"], force=params["force_conflicts"],
-                        check_mode=module.check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"])
-        bundle.run()
-        if params["prune"]:
-            bundle.prune(params["prune"]["label_selector"], params["prune"]["kinds"], params["prune"]["namespaces"])
-        bundle.wait_ready()
-        if params["render_dir"] and not module.check_mode:
-            record(params["render_dir"], params["name"], params["definitions"])
-    except (BundleError, KubeError) as exc:
-        # What was written before the failure (nothing, unless the server refused after a clean dry-run).
-        module.fail_json(msg=str(exc), changes=bundle.summary()["changes"] if bundle else [], invocation=invocation)
-    result = bundle.summary()
-    if module._diff:
-        result["diff"] = bundle.diffs
-    module.exit_json(invocation=invocation, **result)
+        result = apply_bundle(module.params, module.check_mode, module._diff)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

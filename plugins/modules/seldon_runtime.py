@@ -386,162 +386,18 @@ api_writes:
   sample: 2
 """
 
-import copy
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, record
-from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
-from ansible_collections.mlops.platform.plugins.module_utils.seldon import (
-    API_VERSION,
-    SeldonApi,
-    SeldonError,
-    build_runtime,
-    build_servers,
-    converge,
-)
-
-SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
-OVERRIDE_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    replicas=dict(type="int"),
-    disable=dict(type="bool"),
-    service_type=dict(type="str", choices=SERVICE_TYPES),
-    resources=dict(type="dict"),
-    pod_spec=dict(type="dict"),
-)
-
-
-def argument_spec() -> dict:
-    spec = dict(
-        kubeconfig=dict(type="path"),
-        context=dict(type="str"),
-        render_dir=dict(type="path"),
-        name=dict(type="str", required=True),
-        namespace=dict(type="str"),
-        runtimes=dict(type="list", elements="dict", options=dict(
-            namespace=dict(type="str", required=True),
-            team=dict(type="str"),
-            overrides=dict(type="list", elements="dict"),
-        )),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-        seldon_config=dict(type="str", default="default"),
-        overrides=dict(type="list", elements="dict", default=[], options=copy.deepcopy(OVERRIDE_OPTIONS)),
-        config=dict(type="dict", options=dict(
-            kafka=dict(type="dict", options=dict(
-                bootstrap_servers=dict(type="str"),
-                topic_prefix=dict(type="str"),
-                consumer_group_id_prefix=dict(type="str"),
-                debug=dict(type="str"),
-                consumer=dict(type="dict"),
-                producer=dict(type="dict"),
-                streams=dict(type="dict"),
-                topics=dict(type="dict"),
-            )),
-            tracing=dict(type="dict", options=dict(
-                disable=dict(type="bool"),
-                otel_exporter_endpoint=dict(type="str"),
-                otel_exporter_protocol=dict(type="str", choices=["grpc", "http"]),
-                ratio=dict(type="str"),
-            )),
-            rclone=dict(type="dict", options=dict(
-                config_secrets=dict(type="list", elements="str", no_log=False),
-                config=dict(type="list", elements="str"),
-            )),
-            service=dict(type="dict", options=dict(
-                grpc_service_prefix=dict(type="str"),
-                service_type=dict(type="str", choices=SERVICE_TYPES),
-            )),
-        )),
-        disable_auto_update=dict(type="bool", default=False),
-        servers=dict(type="list", elements="dict", default=[], options=dict(
-            name=dict(type="str", required=True),
-            server_config=dict(type="str", default="mlserver"),
-            replicas=dict(type="int"),
-            min_replicas=dict(type="int"),
-            max_replicas=dict(type="int"),
-            capabilities=dict(type="list", elements="str"),
-            extra_capabilities=dict(type="list", elements="str"),
-            resources=dict(type="dict"),
-            pod_spec=dict(type="dict"),
-        )),
-        team=dict(type="str"),
-        labels=dict(type="dict", default={}),
-        preflight=dict(type="bool", default=True),
-        controller_namespace=dict(type="str", default="seldon-system"),
-        wait=dict(type="bool", default=False),
-        wait_timeout=dict(type="int", default=300),
-        wait_sleep=dict(type="int", default=5),
-    )
-    return spec
-
-
-def runtime_params(params: dict) -> list[dict]:
-    """One parameter set per runtime: the top-level settings with each runtime's namespace, team, overrides."""
-    if not params["runtimes"]:
-        return [params]
-    for index, item in enumerate(params["runtimes"]):
-        for number, override in enumerate(item["overrides"] or []):
-            unknown = sorted(set(override) - set(OVERRIDE_OPTIONS))
-            if unknown or "name" not in override:
-                raise SeldonError(f"runtimes[{index}].overrides[{number}]: unknown key(s) {unknown} or no name; "
-                                  f"use {', '.join(OVERRIDE_OPTIONS)}, as in overrides")
-            for key in OVERRIDE_OPTIONS:
-                override.setdefault(key, None)
-    return [{**params, "namespace": item["namespace"], "team": item["team"] or params["team"],
-             "overrides": params["overrides"] if item["overrides"] is None else item["overrides"]}
-            for item in params["runtimes"]]
-
-
-PENDING = {"changed": True, "pending": "its namespace or the Seldon CRDs do not exist yet", "runtime": {}, "servers": [],
-           "preflight": {}, "diff": {}}
-
-
-def pending_in_check_mode(client, each: list[dict]) -> set[str]:
-    """Namespaces whose runtime check mode cannot dry-run: they, or the CRDs, would be created by earlier roles."""
-    if any(p["state"] == "absent" for p in each):
-        return set()
-    crds = client.resource(API_VERSION, "SeldonRuntime") is not None
-    return {p["namespace"] for p in each if not crds or client.get("v1", "Namespace", p["namespace"]) is None}
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
+from ansible_collections.mlops.platform.plugins.module_utils.seldon_task import ARGUMENT_SPEC, VALIDATOR_KWARGS, run_runtimes
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           required_one_of=[("namespace", "runtimes")], mutually_exclusive=[("namespace", "runtimes")])
-    writes = 0
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **VALIDATOR_KWARGS)
     try:
-        each = runtime_params(module.params)
-        client = connect(module.params["kubeconfig"], module.params["context"])
-        # Pass 1, for all runtimes before any write: validation, namespace, preflight, server-side dry-run.
-        dry = SeldonApi(client, dry_run=True)
-        pending = pending_in_check_mode(client, each) if module.check_mode else set()
-        planned = [PENDING if params["namespace"] in pending else converge(dry, params, check_mode=True) for params in each]
-        results = planned
-        if not module.check_mode:
-            # Pass 2: write what the dry-run says differs (and wait, when asked, for every runtime).
-            api = SeldonApi(client)
-            results = [converge(api, params, check_mode=False) if plan["changed"] or params["wait"] else plan
-                       for params, plan in zip(each, planned, strict=True)]
-            writes = api.writes
-            if module.params["render_dir"] and module.params["state"] == "present":
-                record(module.params["render_dir"], "seldon-runtimes",
-                       [obj for params in each for obj in (build_runtime(params), *build_servers(params))])
-    except SeldonError as exc:
-        module.fail_json(msg=str(exc), api_writes=writes, **exc.details)
-    except KubeError as exc:
-        module.fail_json(msg=str(exc), api_writes=writes)
-    results = [dict(result) for result in results]
-    diffs = [result.pop("diff") for result in results]
-    if not module.params["runtimes"]:
-        result = results[0]
-        if module._diff:
-            result["diff"] = diffs[0]
-        module.exit_json(api_writes=writes, **result)
-    output = {"changed": any(r["changed"] for r in results), "api_writes": writes,
-              "runtimes": [{"namespace": p["namespace"], **r} for p, r in zip(each, results, strict=True)]}
-    if module._diff:
-        output["diff"] = [{**d, "before_header": p["namespace"], "after_header": p["namespace"]}
-                          for p, d, r in zip(each, diffs, results, strict=True) if r["changed"]]
-    module.exit_json(**output)
+        result = run_runtimes(module.params, module.check_mode, module._diff)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

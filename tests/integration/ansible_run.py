@@ -48,7 +48,7 @@ def recap(output: str) -> dict[str, int]:
 
 
 def run_module(module: str, tmp_path: pathlib.Path, *calls: dict, check: bool = False, diff: bool = True,
-               verbosity: int = 0) -> tuple[list[dict], subprocess.CompletedProcess]:
+               verbosity: int = 0, connection: str = "local") -> tuple[list[dict], subprocess.CompletedProcess]:
     """Run ``module`` once per entry of ``calls`` (errors ignored) with the json callback.
 
     Returns each task's result and the completed process (whose stdout is the whole json report).
@@ -59,9 +59,10 @@ def run_module(module: str, tmp_path: pathlib.Path, *calls: dict, check: bool = 
              for i, args in enumerate(calls)]
     playbook = tmp_path / f"calls-{len(list(tmp_path.glob('calls-*.yml')))}.yml"
     playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-    args = ["-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"]
+    args = ["-i", "localhost,", "-c", connection, "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"]
     args += ["-" + "v" * verbosity] if verbosity else []
-    proc = run_playbook(playbook, *args, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+    proc = run_playbook(playbook, *args, env={"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+                                              "ANSIBLE_CONNECTION_PLUGINS": str(ROOT / "tests" / "integration" / "connection_plugins")})
     # With -v the verbose log comes first; the report is the JSON document that starts a line.
     start = 0 if proc.stdout.startswith("{") else proc.stdout.find("\n{") + 1
     try:

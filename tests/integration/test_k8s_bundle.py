@@ -195,3 +195,15 @@ def test_api_info_reports_the_version_and_an_unreachable_server(kubeconfig, tmp_
     assert up["available"] and up["version"]["gitVersion"].startswith("v1.") and up["host"].startswith("https://")
     assert not down["available"] and "cannot read kubeconfig" in down["error"]
     assert required["failed"] and "does not answer" in required["msg"]
+
+
+def test_the_module_runs_as_a_module_over_a_non_local_connection(kubeconfig, namespace, tmp_path):
+    """Over the local connection the action runs the logic in the task worker; otherwise the module runs."""
+    definitions = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": namespace}, "data": {"a": "1"}}]
+    results = {}
+    for connection in ("local", "not_local"):
+        (result,), proc = run_module("mlops.platform.k8s_bundle", tmp_path, {"kubeconfig": kubeconfig, "definitions": definitions},
+                                     verbosity=3, connection=connection)
+        results[connection] = (result, "AnsiballZ_k8s_bundle.py" in proc.stdout + proc.stderr)
+    assert results["local"][0]["counts"]["created"] == 1 and not results["local"][1]
+    assert results["not_local"][0]["counts"]["unchanged"] == 1 and results["not_local"][1]

@@ -1,0 +1,14 @@
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""seldon_runtime in the controller's task worker with a local connection (see plugin_utils/on_controller.py)."""
+
+from __future__ import annotations
+
+from ansible_collections.mlops.platform.plugins.module_utils.seldon_task import ARGUMENT_SPEC, VALIDATOR_KWARGS, run_runtimes
+from ansible_collections.mlops.platform.plugins.plugin_utils.on_controller import ControllerAction
+
+
+class ActionModule(ControllerAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+    VALIDATOR_KWARGS = VALIDATOR_KWARGS
+    entry = staticmethod(run_runtimes)

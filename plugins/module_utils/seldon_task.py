@@ -1,0 +1,165 @@
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""The seldon_runtime task: argument spec and the two passes over all runtimes.
+
+Shared by the module and its controller-side action (plugin_utils/on_controller.py).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, record
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed, KubeError
+from ansible_collections.mlops.platform.plugins.module_utils.seldon import (
+    API_VERSION,
+    SeldonApi,
+    SeldonError,
+    build_runtime,
+    build_servers,
+    converge,
+)
+
+SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
+OVERRIDE_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    replicas=dict(type="int"),
+    disable=dict(type="bool"),
+    service_type=dict(type="str", choices=SERVICE_TYPES),
+    resources=dict(type="dict"),
+    pod_spec=dict(type="dict"),
+)
+
+
+ARGUMENT_SPEC = dict(
+    kubeconfig=dict(type="path"),
+    context=dict(type="str"),
+    render_dir=dict(type="path"),
+    name=dict(type="str", required=True),
+    namespace=dict(type="str"),
+    runtimes=dict(type="list", elements="dict", options=dict(
+        namespace=dict(type="str", required=True),
+        team=dict(type="str"),
+        overrides=dict(type="list", elements="dict"),
+    )),
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    seldon_config=dict(type="str", default="default"),
+    overrides=dict(type="list", elements="dict", default=[], options=copy.deepcopy(OVERRIDE_OPTIONS)),
+    config=dict(type="dict", options=dict(
+        kafka=dict(type="dict", options=dict(
+            bootstrap_servers=dict(type="str"),
+            topic_prefix=dict(type="str"),
+            consumer_group_id_prefix=dict(type="str"),
+            debug=dict(type="str"),
+            consumer=dict(type="dict"),
+            producer=dict(type="dict"),
+            streams=dict(type="dict"),
+            topics=dict(type="dict"),
+        )),
+        tracing=dict(type="dict", options=dict(
+            disable=dict(type="bool"),
+            otel_exporter_endpoint=dict(type="str"),
+            otel_exporter_protocol=dict(type="str", choices=["grpc", "http"]),
+            ratio=dict(type="str"),
+        )),
+        rclone=dict(type="dict", options=dict(
+            config_secrets=dict(type="list", elements="str", no_log=False),
+            config=dict(type="list", elements="str"),
+        )),
+        service=dict(type="dict", options=dict(
+            grpc_service_prefix=dict(type="str"),
+            service_type=dict(type="str", choices=SERVICE_TYPES),
+        )),
+    )),
+    disable_auto_update=dict(type="bool", default=False),
+    servers=dict(type="list", elements="dict", default=[], options=dict(
+        name=dict(type="str", required=True),
+        server_config=dict(type="str", default="mlserver"),
+        replicas=dict(type="int"),
+        min_replicas=dict(type="int"),
+        max_replicas=dict(type="int"),
+        capabilities=dict(type="list", elements="str"),
+        extra_capabilities=dict(type="list", elements="str"),
+        resources=dict(type="dict"),
+        pod_spec=dict(type="dict"),
+    )),
+    team=dict(type="str"),
+    labels=dict(type="dict", default={}),
+    preflight=dict(type="bool", default=True),
+    controller_namespace=dict(type="str", default="seldon-system"),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=300),
+    wait_sleep=dict(type="int", default=5),
+)
+
+
+def runtime_params(params: dict) -> list[dict]:
+    """One parameter set per runtime: the top-level settings with each runtime's namespace, team, overrides."""
+    if not params["runtimes"]:
+        return [params]
+    for index, item in enumerate(params["runtimes"]):
+        for number, override in enumerate(item["overrides"] or []):
+            unknown = sorted(set(override) - set(OVERRIDE_OPTIONS))
+            if unknown or "name" not in override:
+                raise SeldonError(f"runtimes[{index}].overrides[{number}]: unknown key(s) {unknown} or no name; "
+                                  f"use {', '.join(OVERRIDE_OPTIONS)}, as in overrides")
+            for key in OVERRIDE_OPTIONS:
+                override.setdefault(key, None)
+    return [{**params, "namespace": item["namespace"], "team": item["team"] or params["team"],
+             "overrides": params["overrides"] if item["overrides"] is None else item["overrides"]}
+            for item in params["runtimes"]]
+
+
+PENDING = {"changed": True, "pending": "its namespace or the Seldon CRDs do not exist yet", "runtime": {}, "servers": [],
+           "preflight": {}, "diff": {}}
+
+
+def pending_in_check_mode(client, each: list[dict]) -> set[str]:
+    """Namespaces whose runtime check mode cannot dry-run: they, or the CRDs, would be created by earlier roles."""
+    if any(p["state"] == "absent" for p in each):
+        return set()
+    crds = client.resource(API_VERSION, "SeldonRuntime") is not None
+    return {p["namespace"] for p in each if not crds or client.get("v1", "Namespace", p["namespace"]) is None}
+
+
+VALIDATOR_KWARGS = {"required_one_of": [("namespace", "runtimes")], "mutually_exclusive": [("namespace", "runtimes")]}
+
+
+def run_runtimes(params: dict, check_mode: bool, diff: bool) -> dict:
+    """The whole seldon_runtime task: returns its result or raises Failed."""
+    writes = 0
+    try:
+        each = runtime_params(params)
+        client = connect(params["kubeconfig"], params["context"])
+        # Pass 1, for all runtimes before any write: validation, namespace, preflight, server-side dry-run.
+        dry = SeldonApi(client, dry_run=True)
+        pending = pending_in_check_mode(client, each) if check_mode else set()
+        planned = [PENDING if p["namespace"] in pending else converge(dry, p, check_mode=True) for p in each]
+        results = planned
+        if not check_mode:
+            # Pass 2: write what the dry-run says differs (and wait, when asked, for every runtime).
+            api = SeldonApi(client)
+            results = [converge(api, p, check_mode=False) if plan["changed"] or p["wait"] else plan
+                       for p, plan in zip(each, planned, strict=True)]
+            writes = api.writes
+            if params["render_dir"] and params["state"] == "present":
+                record(params["render_dir"], "seldon-runtimes",
+                       [obj for p in each for obj in (build_runtime(p), *build_servers(p))])
+        client.close()
+    except SeldonError as exc:
+        raise Failed(str(exc), api_writes=writes, **exc.details) from exc
+    except KubeError as exc:
+        raise Failed(str(exc), api_writes=writes) from exc
+    results = [dict(result) for result in results]
+    diffs = [result.pop("diff") for result in results]
+    if not params["runtimes"]:
+        result = {**results[0], "api_writes": writes}
+        if diff:
+            result["diff"] = diffs[0]
+        return result
+    output = {"changed": any(r["changed"] for r in results), "api_writes": writes,
+              "runtimes": [{"namespace": p["namespace"], **r} for p, r in zip(each, results, strict=True)]}
+    if diff:
+        output["diff"] = [{**d, "before_header": p["namespace"], "after_header": p["namespace"]}
+                          for p, d, r in zip(each, diffs, results, strict=True) if r["changed"]]
+    return output

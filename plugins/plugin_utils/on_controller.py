@@ -1,0 +1,52 @@
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Run a module's logic inside the controller's task worker when the connection is local.
+
+A module call costs about 0.4 s here before it does anything: a new Python process, the
+AnsiballZ payload, ``ansible.module_utils.basic``. The collection's Kubernetes modules only
+talk HTTP to the API server, and the platform's playbooks run them on ``localhost`` with the
+local connection, where the module process would run on this very machine anyway. For that
+case the action runs the same code (the module's ``module_utils`` entry point, the same
+argument spec, the same check and diff handling) in the task worker, which costs about as
+much as a ``set_fact``. With any other connection the module is executed on the target as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain
+
+LOCAL = ("local", "ansible.builtin.local")
+
+
+class ControllerAction(ActionBase):
+    """Subclasses set ``ARGUMENT_SPEC``, ``VALIDATOR_KWARGS`` and ``entry(params, check_mode, diff)``."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    ARGUMENT_SPEC: ClassVar[dict] = {}
+    VALIDATOR_KWARGS: ClassVar[dict] = {}
+    entry: Callable[[dict, bool, bool], dict]
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        if self._connection.transport not in LOCAL and getattr(self._connection, "_load_name", "") not in LOCAL:
+            result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
+            return result
+        # Plain dicts, lists and strs: the templar's lazy and tagged values cost a re-template per
+        # read and cannot be written by yaml.safe_dump.
+        validated = ArgumentSpecValidator(self.ARGUMENT_SPEC, **self.VALIDATOR_KWARGS).validate(plain(self._task.args))
+        if validated.error_messages:
+            return {**result, "failed": True, "msg": "; ".join(validated.error_messages)}
+        try:
+            result.update(type(self).entry(validated.validated_parameters, bool(self._play_context.check_mode),
+                                           bool(self._play_context.diff)))
+        except Failed as exc:
+            result.update(exc.result, failed=True, msg=exc.msg)
+        result.setdefault("changed", False)
+        return result
