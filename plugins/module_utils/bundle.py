@@ -25,7 +25,10 @@ import json
 import os
 import time
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
 from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config, Failed, KubeError
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
 
@@ -368,6 +371,8 @@ def connect(kubeconfig: str | None, context: str | None) -> Client:
 
 def record(directory: str, name: str, definitions: list[dict]) -> str:
     """Write definitions, exactly as sent, to the next numbered file of directory (0600: may hold Secrets)."""
+    if yaml is None:
+        raise KubeError("render_dir needs PyYAML (pip install PyYAML)")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     number = len([f for f in os.listdir(directory) if f.endswith(".yaml")]) + 1
     path = os.path.join(directory, f"{number:03d}-{name}.yaml")

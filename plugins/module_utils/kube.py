@@ -29,7 +29,10 @@ import tempfile
 import time
 import urllib.parse
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
+    yaml = None
 
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -66,6 +69,8 @@ def _named(entries: list | None, name: str, what: str, source: str) -> dict:
 
 
 def _load_kubeconfig(path: str) -> dict:
+    if yaml is None:
+        raise KubeError("reading a kubeconfig needs PyYAML (pip install PyYAML)")
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
@@ -199,7 +204,8 @@ def _exec_token(spec: dict, base: str) -> str:
     if "/" in command and not os.path.isabs(command):
         command = os.path.join(base, command)
     try:
-        done = subprocess.run([command, *(spec.get("args") or [])], capture_output=True, text=True, env=env,
+        # Also used by the controller-side actions, which have no AnsibleModule.run_command.
+        done = subprocess.run([command, *(spec.get("args") or [])], capture_output=True, text=True, env=env,  # pylint: disable=ansible-bad-function
                               timeout=60, check=False)
     except OSError as exc:
         hint = f" ({spec['installHint']})" if spec.get("installHint") else ""
@@ -400,7 +406,7 @@ API_INFO_SPEC = {
 def api_info(params: dict, check_mode: bool = False, diff: bool = False) -> dict:
     """The k8s_api_info task: read /version, retrying every second up to wait_timeout."""
     deadline = time.monotonic() + params["wait_timeout"]
-    host = None
+    host, error = None, ""
     while True:
         try:
             config = Config.load(params["kubeconfig"], params["context"])

@@ -37,6 +37,7 @@ attributes:
     description: Only reads.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
 """
 
 EXAMPLES = r"""

@@ -96,8 +96,10 @@ notes:
 attributes:
   check_mode:
     support: full
+    description: Every object is dry-run on the server (C(dryRun=All)); prune deletions too. Nothing is stored.
   diff_mode:
     support: full
+    description: One before/after pair per changed object, Secret values hidden.
 """
 
 EXAMPLES = r"""

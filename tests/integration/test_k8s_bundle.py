@@ -40,8 +40,8 @@ def bundle_ns(api_client):
 def objects(ns: str, data: str = "1") -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns,
-                                                              "labels": {"it-bundle": "yes"}}, "data": {"a": data}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "settings", "namespace": ns, "labels": {"it-bundle": "yes"}}, "data": {"a": data}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns},
          "stringData": {"password": SECRET_VALUE}},
         CRD,
@@ -49,13 +49,18 @@ def objects(ns: str, data: str = "1") -> list[dict]:
     ]
 
 
-def call(kubeconfig, tmp_path, definitions, **kwargs):
+def call_output(kubeconfig, tmp_path, definitions, **kwargs):
+    """The task's result and the ansible-playbook process (for what it printed)."""
     check = kwargs.pop("check", False)
     verbosity = kwargs.pop("verbosity", 0)
     (result,), proc = run_module("mlops.platform.k8s_bundle", tmp_path,
                                  {"kubeconfig": kubeconfig, "definitions": definitions, **kwargs},
                                  check=check, verbosity=verbosity)
     return result, proc
+
+
+def call(kubeconfig, tmp_path, definitions, **kwargs):
+    return call_output(kubeconfig, tmp_path, definitions, **kwargs)[0]
 
 
 def configmap(api_client, ns: str, name: str = "settings"):
@@ -68,7 +73,7 @@ def configmap(api_client, ns: str, name: str = "settings"):
 
 
 def test_creates_everything_then_reports_no_change_then_exactly_one_update(kubeconfig, api_client, bundle_ns, tmp_path):
-    first, _ = call(kubeconfig, tmp_path, objects(bundle_ns))
+    first = call(kubeconfig, tmp_path, objects(bundle_ns))
     assert first["changed"] and first["counts"]["created"] == 5, first
     # CRD and namespace first, the Widget after the CRD was established.
     order = [o["kind"] for o in first["objects"]]
@@ -81,60 +86,61 @@ def test_creates_everything_then_reports_no_change_then_exactly_one_update(kubec
     managers = {f.manager for f in configmap(api_client, bundle_ns).metadata.managed_fields}
     assert managers == {"mlops.platform"}
 
-    again, _ = call(kubeconfig, tmp_path, objects(bundle_ns))
+    again = call(kubeconfig, tmp_path, objects(bundle_ns))
     assert not again["changed"] and again["counts"] == {"created": 0, "updated": 0, "unchanged": 5, "deleted": 0}
 
-    changed, _ = call(kubeconfig, tmp_path, objects(bundle_ns, data="2"))
+    changed = call(kubeconfig, tmp_path, objects(bundle_ns, data="2"))
     assert changed["changes"] == [f"updated ConfigMap/{bundle_ns}/settings"]
     assert configmap(api_client, bundle_ns).data == {"a": "2"}
 
 
 def test_check_mode_predicts_creation_and_drift_and_writes_nothing(kubeconfig, api_client, bundle_ns, tmp_path):
-    predicted, _ = call(kubeconfig, tmp_path, objects(bundle_ns), check=True)
+    predicted = call(kubeconfig, tmp_path, objects(bundle_ns), check=True)
     assert predicted["changed"] and predicted["counts"]["created"] == 5
     with pytest.raises(ApiException):
         client.CoreV1Api(api_client).read_namespace(bundle_ns)
 
     call(kubeconfig, tmp_path, objects(bundle_ns))
     client.CoreV1Api(api_client).patch_namespaced_config_map("settings", bundle_ns, {"data": {"a": "drifted"}})
-    drift, _ = call(kubeconfig, tmp_path, objects(bundle_ns), check=True)
+    drift = call(kubeconfig, tmp_path, objects(bundle_ns), check=True)
     assert drift["changes"] == [f"updated ConfigMap/{bundle_ns}/settings"]
     (diff,) = drift["diff"]
     assert diff["before"]["data"] == {"a": "drifted"} and diff["after"]["data"] == {"a": "1"}
     assert configmap(api_client, bundle_ns).data == {"a": "drifted"}, "check mode wrote the object"
 
-    fixed, _ = call(kubeconfig, tmp_path, objects(bundle_ns))
+    fixed = call(kubeconfig, tmp_path, objects(bundle_ns))
     assert fixed["changes"] == [f"updated ConfigMap/{bundle_ns}/settings"]
     assert configmap(api_client, bundle_ns).data == {"a": "1"}
 
 
 def test_bad_input_is_named_and_nothing_is_written(kubeconfig, api_client, namespace, tmp_path):
     good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "good", "namespace": namespace}, "data": {"a": "1"}}
-    static, _ = call(kubeconfig, tmp_path, [good, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}},
-                                            {"apiVersion": "v9", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace}}])
+    gadget = {"apiVersion": "v9", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace}}
+    static = call(kubeconfig, tmp_path, [good, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}, gadget])
     assert static["failed"]
     assert "definitions[1]: metadata.name is missing" in static["msg"]
-    unknown, _ = call(kubeconfig, tmp_path, [good, {"apiVersion": "v9", "kind": "Gadget", "metadata": {"name": "g", "namespace": namespace}}])
+    unknown = call(kubeconfig, tmp_path, [good, gadget])
     assert unknown["failed"] and "definitions[1] (Gadget/" in unknown["msg"] and "does not serve kind Gadget" in unknown["msg"]
     # The server refuses the second object at the dry-run: the first is not written either.
-    refused, _ = call(kubeconfig, tmp_path, [good, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": namespace},
-                                                    "spec": {"ports": [{"port": 99999}]}}])
+    bad_port = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": namespace},
+                "spec": {"ports": [{"port": 99999}]}}
+    refused = call(kubeconfig, tmp_path, [good, bad_port])
     assert refused["failed"] and f"Service/{namespace}/bad" in refused["msg"] and refused["changes"] == []
-    missing_ns, _ = call(kubeconfig, tmp_path, [{**good, "metadata": {"name": "good", "namespace": "it-no-such-namespace"}}])
+    missing_ns = call(kubeconfig, tmp_path, [{**good, "metadata": {"name": "good", "namespace": "it-no-such-namespace"}}])
     assert missing_ns["failed"] and "namespace it-no-such-namespace does not exist" in missing_ns["msg"]
     assert configmap(api_client, namespace, "good") is None
 
 
 def test_secret_values_never_appear_in_the_output(kubeconfig, bundle_ns, tmp_path):
     for check in (True, False):
-        result, proc = call(kubeconfig, tmp_path, objects(bundle_ns), check=check, verbosity=3)
+        result, proc = call_output(kubeconfig, tmp_path, objects(bundle_ns), check=check, verbosity=3)
         assert not result.get("failed"), result
         assert SECRET_VALUE not in proc.stdout + proc.stderr
         secret_diff = next(d for d in result["diff"] if d["after_header"].startswith("Secret/"))
         assert secret_diff["after"]["stringData" if check else "data"] == {"password": "<hidden>"}
     changed = objects(bundle_ns)
     changed[2] = {**changed[2], "stringData": {"password": SECRET_VALUE + "-new"}}
-    result, proc = call(kubeconfig, tmp_path, changed, verbosity=3)
+    result, proc = call_output(kubeconfig, tmp_path, changed, verbosity=3)
     assert result["changes"] == [f"updated Secret/{bundle_ns}/creds"]
     assert result["diff"][0]["after"]["data"] == {"password": "<hidden, changed>"}
     assert SECRET_VALUE not in proc.stdout + proc.stderr
@@ -146,14 +152,14 @@ def test_prune_removes_only_labelled_leftovers_and_not_in_check_mode(kubeconfig,
 
     call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"}), cm("old", {"it-prune": "yes"}), cm("foreign", {})])
     prune = {"label_selector": "it-prune=yes", "kinds": [{"api_version": "v1", "kind": "ConfigMap"}], "namespaces": [namespace]}
-    predicted, _ = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune, check=True)
+    predicted = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune, check=True)
     assert predicted["changes"] == [f"deleted ConfigMap/{namespace}/old"]
     assert configmap(api_client, namespace, "old") is not None, "check mode deleted the object"
-    pruned, _ = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune)
+    pruned = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune)
     assert pruned["changes"] == [f"deleted ConfigMap/{namespace}/old"]
     assert configmap(api_client, namespace, "old") is None
     assert configmap(api_client, namespace, "foreign") is not None and configmap(api_client, namespace, "keep") is not None
-    again, _ = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune)
+    again = call(kubeconfig, tmp_path, [cm("keep", {"it-prune": "yes"})], prune=prune)
     assert not again["changed"]
 
 
@@ -163,13 +169,13 @@ def test_wait_until_ready_and_a_timeout_names_what_is_not(kubeconfig, namespace,
                   "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                            "template": {"metadata": {"labels": labels},
                                         "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]}}}}
-    ready, _ = call(kubeconfig, tmp_path, [deployment], wait=True, wait_timeout=120)
+    ready = call(kubeconfig, tmp_path, [deployment], wait=True, wait_timeout=120)
     assert not ready.get("failed"), ready
     # A pod no node can take never becomes ready: the wait must time out and name its Deployment.
     stuck = {**deployment, "metadata": {"name": "stuck", "namespace": namespace}}
     stuck["spec"] = {**deployment["spec"], "template": {**deployment["spec"]["template"], "spec": {
         **deployment["spec"]["template"]["spec"], "nodeSelector": {"it-no-such-node": "true"}}}}
-    timeout, _ = call(kubeconfig, tmp_path, [deployment, stuck], wait=True, wait_timeout=3)
+    timeout = call(kubeconfig, tmp_path, [deployment, stuck], wait=True, wait_timeout=3)
     assert timeout.get("failed"), timeout
     assert f"Deployment/{namespace}/stuck (0/1 ready)" in timeout["msg"] and "not ready after 3 s" in timeout["msg"]
     assert f"Deployment/{namespace}/web" not in timeout["msg"]
@@ -189,7 +195,7 @@ def test_render_dir_records_exactly_what_is_sent(kubeconfig, namespace, tmp_path
 
 
 def test_api_info_reports_the_version_and_an_unreachable_server(kubeconfig, tmp_path):
-    (up, down, required), _ = run_module(
+    (up, down, required), _proc = run_module(
         "mlops.platform.k8s_api_info", tmp_path, {"kubeconfig": kubeconfig}, {"kubeconfig": str(tmp_path / "none"), "required": False},
         {"kubeconfig": str(tmp_path / "none")})
     assert up["available"] and up["version"]["gitVersion"].startswith("v1.") and up["host"].startswith("https://")

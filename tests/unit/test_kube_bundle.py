@@ -42,8 +42,9 @@ def test_exec_plugin_token_is_read_from_a_real_command(tmp_path):
     script = tmp_path / "get-token"
     script.write_text('#!/bin/sh\necho "{\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"$1-$MY_ENV\\"}}"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    user = {"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(script),
-                                            "args": ["tok"], "env": [{"name": "MY_ENV", "value": "x"}]}}}
+    plugin = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(script),
+              "args": ["tok"], "env": [{"name": "MY_ENV", "value": "x"}]}
+    user = {"name": "u", "user": {"exec": plugin}}
     assert Config.load(kubeconfig(tmp_path, [user])).bearer_token() == "tok-x"
 
 
