@@ -6,6 +6,7 @@
   list of the seldon_runtime module, one entry per serving namespace, with the team's
   overrides (the default ones otherwise) and ``disable: true`` for every component in
   ``disabled`` (the Kafka components when there is no Kafka).
+- ``seldon_report(runtimes, verbose)``: the lines worth showing from the module's result.
 """
 
 from __future__ import annotations
@@ -20,8 +21,21 @@ def seldon_runtimes(serving: list, team_overrides: dict, default_overrides: list
             for item in serving]
 
 
+def seldon_report(runtimes: list, verbose: bool = False) -> list[str]:
+    """Lines worth showing from the module's ``runtimes``: check-mode creations it could not
+    dry-run, quota preflight warnings, and (verbose) every runtime's totals."""
+    lines = []
+    for item in runtimes:
+        preflight = item.get("preflight") or {}
+        if item.get("pending"):
+            lines.append(f"{item['namespace']}: would create the SeldonRuntime; {item['pending']}")
+        elif verbose or preflight.get("warnings"):
+            lines.append(f"{item['namespace']}: {preflight.get('totals', {})} {preflight.get('warnings', [])}")
+    return lines
+
+
 class FilterModule:
     """Seldon role filters."""
 
     def filters(self):
-        return {"seldon_runtimes": plain_args(seldon_runtimes)}
+        return {"seldon_runtimes": plain_args(seldon_runtimes), "seldon_report": plain_args(seldon_report)}

@@ -1,7 +1,8 @@
-"""verify.yml and teardown.yml on a converged local platform, on a cluster of its own.
+"""site.yml check mode, verify.yml and teardown.yml on the local platform, on a cluster of its own.
 
-The test brings up a second offline cluster (cluster_name mlops-it-lifecycle, own kubeconfig),
-converges site.yml there, verifies, breaks one required object, verifies again, tears down twice.
+The tests bring up a second offline cluster (cluster_name mlops-it-lifecycle, own kubeconfig):
+check mode on the empty cluster first, then converge, verify, break one required object,
+verify again, tear down twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,30 @@ def kubectl(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, check=False)
 
 
+LABELLED = ("all,namespaces,secrets,configmaps,roles,rolebindings,networkpolicies,resourcequotas,limitranges,"
+            "serviceaccounts,persistentvolumeclaims,persistentvolumes,clusterroles,clusterrolebindings")
+
+
+def labelled(kubeconfig: str) -> list[dict]:
+    found = kubectl(kubeconfig, "get", LABELLED, "-A", "-l", "app.kubernetes.io/managed-by=mlops.platform", "-o", "json")
+    assert found.returncode == 0, found.stderr
+    return json.loads(found.stdout)["items"]
+
+
+def test_check_mode_on_an_empty_cluster_predicts_and_writes_nothing(ansible_playbook, lifecycle_cluster):
+    args, kubeconfig = lifecycle_cluster
+    env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1"}
+    up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False)
+    assert up.returncode == 0, up.stderr[-2000:]
+    check = ansible_playbook("playbooks/site.yml", *args, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert recap(check.stdout)["changed"] >= 5
+    for predicted in ("Namespace/financial-ml", "Deployment/mlflow/mlflow", "its namespace or the Seldon CRDs do not exist yet"):
+        assert predicted in check.stdout, predicted
+    assert labelled(kubeconfig) == []
+    assert kubectl(kubeconfig, "get", "crd", "seldonruntimes.mlops.seldon.io").returncode != 0
+
+
 def test_verify_then_teardown(ansible_playbook, lifecycle_cluster):
     args, kubeconfig = lifecycle_cluster
     converge = ansible_playbook("playbooks/site.yml", *args)
@@ -54,11 +79,7 @@ def test_verify_then_teardown(ansible_playbook, lifecycle_cluster):
     first = ansible_playbook("playbooks/teardown.yml", *args)
     assert first.returncode == 0, first.stdout[-4000:]
     assert recap(first.stdout)["changed"] >= 1
-    left = kubectl(kubeconfig, "get", "all,namespaces,secrets,configmaps,roles,rolebindings,networkpolicies,resourcequotas,"
-                   "limitranges,serviceaccounts,persistentvolumeclaims,persistentvolumes,clusterroles,clusterrolebindings",
-                   "-A", "-l", "app.kubernetes.io/managed-by=mlops.platform", "-o", "json")
-    assert left.returncode == 0, left.stderr
-    assert json.loads(left.stdout)["items"] == []
+    assert labelled(kubeconfig) == []
     # Objects without our label are left alone.
     assert kubectl(kubeconfig, "get", "namespace", "kube-system").returncode == 0
 
