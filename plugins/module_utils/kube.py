@@ -14,7 +14,7 @@ features the platform's clusters use:
 - in-cluster service account when there is no kubeconfig at all.
 
 ``auth-provider`` entries (the deprecated gcp/oidc plugins) are refused with a clear error.
-HTTP proxies are not used.
+``HTTPS_PROXY``/``NO_PROXY`` are honoured (CONNECT tunnel), as kubectl does.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 
 try:
     import yaml
@@ -221,6 +222,20 @@ def _exec_token(spec: dict, base: str) -> str:
     return status["token"]
 
 
+class _TLSConnection(http.client.HTTPSConnection):
+    """HTTPS with the kubeconfig's tls-server-name as the name checked in the certificate."""
+
+    def __init__(self, host, port, timeout, context, server_name=None):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._tls_context = context
+        self._server_name = server_name
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)  # TCP, and the CONNECT tunnel through a proxy
+        name = self._server_name or self._tunnel_host or self.host
+        self.sock = self._tls_context.wrap_socket(self.sock, server_hostname=name)
+
+
 def split_api_version(api_version: str) -> tuple[str, str]:
     """('apps', 'v1') for 'apps/v1', ('', 'v1') for 'v1'."""
     if "/" in api_version:
@@ -269,14 +284,27 @@ class Client:
                 context.load_cert_chain(cert, key)
         return context
 
+    def _proxy(self) -> tuple[str, int] | None:
+        """HTTPS_PROXY/HTTP_PROXY (and NO_PROXY), as kubectl honours them."""
+        proxies = urllib.request.getproxies_environment()
+        url = proxies.get(self._scheme)
+        if not url or urllib.request.proxy_bypass_environment(self._host, proxies):
+            return None
+        parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        return parsed.hostname, parsed.port or 80
+
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
+            proxy = self._proxy()
+            host, port = proxy or (self._host, self._port)
             if self._scheme == "https":
-                self._conn = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._context)
-                if self.config.server_name:
-                    self._conn.server_hostname = self.config.server_name  # type: ignore[attr-defined]
+                self._conn = _TLSConnection(host, port, self._timeout, self._context, self.config.server_name)
+                if proxy:
+                    self._conn.set_tunnel(self._host, self._port or 443)
             else:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                self._conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
+                if proxy:
+                    self._conn.set_tunnel(self._host, self._port or 80)
         return self._conn
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import pathlib
 import uuid
 
 import pytest
@@ -213,3 +214,22 @@ def test_the_module_runs_as_a_module_over_a_non_local_connection(kubeconfig, nam
         results[connection] = (result, "AnsiballZ_k8s_bundle.py" in proc.stdout + proc.stderr)
     assert results["local"][0]["counts"]["created"] == 1 and not results["local"][1]
     assert results["not_local"][0]["counts"]["unchanged"] == 1 and results["not_local"][1]
+
+
+def test_tls_server_name_is_the_name_checked_in_the_certificate(kubeconfig, tmp_path):
+    """The serving certificate names `kubernetes`: a wrong tls-server-name must fail verification."""
+    import yaml
+    from ansible_collections.mlops.platform.plugins.module_utils.kube import Client, Config, KubeError
+
+    data = yaml.safe_load(pathlib.Path(kubeconfig).read_text())
+    for name, ok in (("kubernetes", True), ("wrong.invalid", False)):
+        for cluster in data["clusters"]:
+            cluster["cluster"]["tls-server-name"] = name
+        path = tmp_path / f"kubeconfig-{name}"
+        path.write_text(yaml.safe_dump(data))
+        client = Client(Config.load(str(path)))
+        if ok:
+            assert client.version()["gitVersion"].startswith("v1.")
+        else:
+            with pytest.raises(KubeError, match="certificate"):
+                client.version()
