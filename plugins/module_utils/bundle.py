@@ -187,7 +187,8 @@ class Bundle:
             info = self.client.resource(obj["apiVersion"], obj["kind"])
             meta = obj["metadata"]
             if info is None:
-                if (obj["apiVersion"], obj["kind"]) in crd_kinds:
+                # In check mode an earlier role's CRDs may not exist yet either: reported, not sent.
+                if (obj["apiVersion"], obj["kind"]) in crd_kinds or self.check_mode:
                     deferred.append(obj)
                     continue
                 problems.append(f"definitions[{index}] ({key(obj)}): the API server does not serve kind {obj['kind']} "
@@ -201,7 +202,8 @@ class Bundle:
                 continue
             namespace = meta.get("namespace")
             if namespace and not self._namespace_exists(namespace):
-                if namespace in bundle_namespaces:
+                # In check mode an earlier role may not have created it yet: reported, not sent.
+                if namespace in bundle_namespaces or self.check_mode:
                     deferred.append(obj)
                     continue
                 problems.append(f"definitions[{index}] ({key(obj)}): namespace {namespace} does not exist and the bundle "
@@ -267,7 +269,7 @@ class Bundle:
                                "before": shown(before, after) or {}, "after": shown(after, before) or {}})
 
     def _pending(self, objects: list[dict]) -> None:
-        """Check mode: objects that wait for a CRD or namespace the bundle would create."""
+        """Check mode: objects that wait for a CRD or namespace this bundle or an earlier role would create."""
         for obj in objects:
             self._record({"obj": obj, "before": None, "after": obj, "action": "created"})
 

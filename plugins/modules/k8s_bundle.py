@@ -19,8 +19,10 @@ description:
   - CustomResourceDefinitions and Namespaces go first; the module waits until the CRDs are
     established before it applies objects of the kinds they define, and dry-runs objects in
     namespaces it has just created before writing them.
-  - Check mode dry-runs everything it can; objects that need a namespace or CRD the bundle would
-    create are reported as C(created) without being sent.
+  - Check mode dry-runs everything it can; objects that need a namespace or a CRD that does not
+    exist yet (the bundle, or an earlier role of the same check-mode run, would create it) are
+    reported as C(created) without being sent. Outside check mode such an object is an error
+    that names the namespace or kind, raised before anything is written.
   - Diff mode returns one before/after pair per changed object. The values of Secrets are never
     returned, logged or shown; diffs say C(<hidden>) or C(<hidden, changed>).
   - O(prune) deletes the objects of the listed kinds that carry a label but are no longer in the
