@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import pathlib
+import time
 import uuid
 
 import pytest
@@ -31,11 +32,19 @@ def bundle_ns(api_client):
     """A namespace name the bundle creates itself; removed (with the CRD) afterwards."""
     name = "it-bundle-" + uuid.uuid4().hex[:8]
     yield name
-    core = client.CoreV1Api(api_client)
+    core, ext = client.CoreV1Api(api_client), client.ApiextensionsV1Api(api_client)
     with contextlib.suppress(ApiException):
         core.delete_namespace(name)
     with contextlib.suppress(ApiException):
-        client.ApiextensionsV1Api(api_client).delete_custom_resource_definition(CRD["metadata"]["name"])
+        ext.delete_custom_resource_definition(CRD["metadata"]["name"])
+    # The next test applies the same CRD: wait until this one is really gone.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            ext.read_custom_resource_definition(CRD["metadata"]["name"])
+        except ApiException:
+            return
+        time.sleep(0.5)
 
 
 def objects(ns: str, data: str = "1") -> list[dict]:
