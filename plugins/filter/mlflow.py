@@ -21,13 +21,14 @@ from ansible_collections.mlops.platform.plugins.module_utils.mlflow import (
     service_hosts,
     settings_errors,
 )
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 
 
 class FilterModule:
     """MLflow filters."""
 
     def filters(self):
-        return {
+        filters = {
             "mlflow_server_containers": server_containers,
             "mlflow_settings_errors": settings_errors,
             "mlflow_service_hosts": service_hosts,
@@ -35,3 +36,5 @@ class FilterModule:
             "mlflow_quota_errors": quota_errors,
             "mlflow_quota_hard": quota_hard,
         }
+        # Plain copies of the arguments: lazily templated values re-template on every read.
+        return {name: plain_args(func) for name, func in filters.items()}

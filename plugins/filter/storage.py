@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import is_quantity
 from ansible_collections.mlops.platform.plugins.module_utils.storage import (
     bucket_errors,
@@ -29,7 +30,7 @@ class FilterModule:
     """Storage filters."""
 
     def filters(self):
-        return {
+        filters = {
             "storage_bucket_errors": bucket_errors,
             "storage_bucket_plan": bucket_plan,
             "storage_lifecycle_configuration": lifecycle_configuration,
@@ -39,3 +40,5 @@ class FilterModule:
             "storage_digest": plan_digest,
             "is_k8s_quantity": is_quantity,
         }
+        # Plain copies of the arguments: lazily templated values re-template on every read.
+        return {name: plain_args(func) for name, func in filters.items()}
