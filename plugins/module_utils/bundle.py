@@ -9,7 +9,8 @@ The order of work, so that bad input changes nothing:
 3. every object that can be sent is read and dry-run (``dryRun=All``); an object whose dry-run
    equals what the server has is unchanged and is never written. Any refusal fails the call here;
 4. the writes: CRDs and namespaces first (waiting until the CRDs are established), then the
-   objects that had to wait for them (dry-run first too), then everything else;
+   objects that had to wait for them (dry-run first too), then everything else, each group in
+   Helm's install order (volumes, quotas, accounts, Secrets, RBAC, Services, then workloads);
 5. optional prune of labelled objects that the bundle no longer holds, and optional wait until
    the workloads are ready.
 
@@ -33,6 +34,23 @@ from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiErro
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
 
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+# Write order of everything else, after Helm's install order: what others refer to comes first.
+# PersistentVolumes early: a claim created (by a StatefulSet) before its pre-bound volume is in
+# the volume controller's cache waits for the controller's next resync, about 15 s.
+INSTALL_ORDER = (
+    "PriorityClass", "StorageClass", "PersistentVolume", "NetworkPolicy", "ResourceQuota", "LimitRange",
+    "PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret", "SecretList", "ConfigMap",
+    "PersistentVolumeClaim", "CustomResourceDefinition", "ClusterRole", "ClusterRoleList", "ClusterRoleBinding",
+    "ClusterRoleBindingList", "Role", "RoleList", "RoleBinding", "RoleBindingList", "Service", "DaemonSet", "Pod",
+    "ReplicationController", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob",
+    "IngressClass", "Ingress", "APIService",
+)
+
+
+def install_rank(obj: dict) -> int:
+    """Position in INSTALL_ORDER; kinds it does not list (custom resources) go last."""
+    kind = obj["kind"]
+    return INSTALL_ORDER.index(kind) if kind in INSTALL_ORDER else len(INSTALL_ORDER)
 WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 HIDDEN = "<hidden>"
 SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -311,18 +329,19 @@ class Bundle:
     def run(self) -> None:
         ready, deferred = self._discover()
         plans = self._plan_all(ready)
-        first = [p for p in plans if p["obj"]["kind"] in FIRST_KINDS]
+        self._write([p for p in plans if p["obj"]["kind"] in FIRST_KINDS])
         rest = [p for p in plans if p["obj"]["kind"] not in FIRST_KINDS]
-        self._write(first)
         if deferred:
             if self.check_mode:
                 self._pending(deferred)
             else:
-                crds = [p["obj"] for p in first if p["obj"]["kind"] == "CustomResourceDefinition"]
+                crds = [p["obj"] for p in plans if p["obj"]["kind"] == "CustomResourceDefinition"]
                 if crds:
                     self._wait_established(crds)
-                self._write(self._plan_all(deferred))
-        self._write(rest)
+                rest += self._plan_all(deferred)
+        # One write order for what waited for a namespace or CRD and what did not: a volume must
+        # not come after the StatefulSet whose claim it serves.
+        self._write(sorted(rest, key=lambda p: install_rank(p["obj"])))
 
     def wait_ready(self) -> None:
         not_ready = self._wait_ready() if self.wait and not self.check_mode else []
