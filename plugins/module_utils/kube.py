@@ -20,6 +20,7 @@ features the platform's clusters use:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import os
@@ -100,24 +101,24 @@ def _merged_kubeconfig(paths: list[str]) -> dict:
     return merged
 
 
+@dataclasses.dataclass
 class Config:
     """Where the API server is and how to authenticate, resolved from a kubeconfig."""
 
-    def __init__(self, server: str, ca_data: bytes | None = None, insecure: bool = False, server_name: str | None = None,
-                 cert_data: bytes | None = None, key_data: bytes | None = None, token: str | None = None,
-                 token_file: str | None = None, basic: tuple[str, str] | None = None, exec_spec: dict | None = None,
-                 base_dir: str = ""):
-        self.server = server.rstrip("/")
-        self.ca_data = ca_data
-        self.insecure = insecure
-        self.server_name = server_name
-        self.cert_data = cert_data
-        self.key_data = key_data
-        self.token = token
-        self.token_file = token_file
-        self.basic = basic
-        self.exec_spec = exec_spec
-        self.base_dir = base_dir
+    server: str
+    ca_data: bytes | None = None
+    insecure: bool = False
+    server_name: str | None = None
+    cert_data: bytes | None = None
+    key_data: bytes | None = None
+    token: str | None = None
+    token_file: str | None = None
+    basic: tuple[str, str] | None = None
+    exec_spec: dict | None = None
+    base_dir: str = ""
+
+    def __post_init__(self):
+        self.server = self.server.rstrip("/")
 
     @classmethod
     def load(cls, kubeconfig: str | None = None, context: str | None = None) -> Config:
@@ -452,3 +453,12 @@ def api_info(params: dict, check_mode: bool = False, diff: bool = False) -> dict
     if params["required"]:
         raise Failed(f"the API server does not answer after {params['wait_timeout']} s: {error}", host=host)
     return {"changed": False, "available": False, "host": host, "error": error}
+
+
+def exit_module(module, entry) -> None:
+    """Run a task entry point (params, check_mode, diff) -> result in an AnsibleModule and exit."""
+    try:
+        result = entry(module.params, module.check_mode, module._diff)
+    except Failed as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    module.exit_json(**result)

@@ -75,16 +75,12 @@ error:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.kube import API_INFO_SPEC, Failed, api_info
+from ansible_collections.mlops.platform.plugins.module_utils.kube import API_INFO_SPEC, api_info, exit_module
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=API_INFO_SPEC, supports_check_mode=True)
-    try:
-        result = api_info(module.params)
-    except Failed as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    module.exit_json(**result)
+    exit_module(module, api_info)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ counts:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mlops.platform.plugins.module_utils.bundle import ARGUMENT_SPEC, apply_bundle, masked_params
-from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
+from ansible_collections.mlops.platform.plugins.module_utils.kube import exit_module
 
 
 class BundleModule(AnsibleModule):
@@ -159,11 +159,7 @@ class BundleModule(AnsibleModule):
 
 def main() -> None:
     module = BundleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    try:
-        result = apply_bundle(module.params, module.check_mode, module._diff)
-    except Failed as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    module.exit_json(**result)
+    exit_module(module, apply_bundle)
 
 
 if __name__ == "__main__":

@@ -387,17 +387,13 @@ api_writes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
+from ansible_collections.mlops.platform.plugins.module_utils.kube import exit_module
 from ansible_collections.mlops.platform.plugins.module_utils.seldon_task import ARGUMENT_SPEC, VALIDATOR_KWARGS, run_runtimes
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **VALIDATOR_KWARGS)
-    try:
-        result = run_runtimes(module.params, module.check_mode, module._diff)
-    except Failed as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    module.exit_json(**result)
+    exit_module(module, run_runtimes)
 
 
 if __name__ == "__main__":
