@@ -158,11 +158,17 @@ cmd_up() {
     result=started
     kwokctl start cluster --wait 2m >"$LOG_DIR/start.log" 2>&1 || {
       log "start failed (see $LOG_DIR/start.log); recreating"; kwokctl delete cluster >/dev/null 2>&1 || true; }
+    # A started cluster whose kubeconfig file was removed: write it again.
+    if [[ ! -f $KUBECONFIG_PATH ]] && cluster_exists; then
+      (umask 077; kwokctl get kubeconfig >"$KUBECONFIG_PATH" 2>>"$LOG_DIR/start.log") || rm -f "$KUBECONFIG_PATH"
+    fi
   fi
   if ! api_answers; then
     log "creating cluster $CLUSTER_NAME (Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
     result=created
     rm -f "$KUBECONFIG_PATH"
+    # kwokctl create does nothing (and writes no kubeconfig) for a cluster it still knows.
+    if cluster_exists; then kwokctl delete cluster >/dev/null 2>&1 || true; fi
     kwokctl create cluster --runtime binary --kubeconfig "$KUBECONFIG_PATH" --wait 3m \
       >"$LOG_DIR/create.log" 2>&1 \
       || { tail -n 40 "$LOG_DIR/create.log" >&2; die "kwokctl create cluster failed (log: $LOG_DIR/create.log)"; }
