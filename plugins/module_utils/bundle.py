@@ -34,6 +34,9 @@ from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiErro
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
 
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
+WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+HIDDEN = "<hidden>"
+SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 # Write order of everything else, after Helm's install order: what others refer to comes first.
 # PersistentVolumes early: a claim created (by a StatefulSet) before its pre-bound volume is in
 # the volume controller's cache waits for the controller's next resync, about 15 s.
@@ -51,9 +54,6 @@ def install_rank(obj: dict) -> int:
     """Position in INSTALL_ORDER; kinds it does not list (custom resources) go last."""
     kind = obj["kind"]
     return INSTALL_ORDER.index(kind) if kind in INSTALL_ORDER else len(INSTALL_ORDER)
-WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
-HIDDEN = "<hidden>"
-SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 
 
 class BundleError(Exception):
@@ -158,18 +158,6 @@ def shown(obj: dict | None, other: dict | None = None) -> dict | None:
     return out
 
 
-def secret_values(definitions: list[dict]) -> set[str]:
-    """Every Secret value in the bundle, to be masked wherever it could appear."""
-    values = set()
-    for obj in definitions:
-        if obj.get("kind") == "Secret":
-            for field in ("data", "stringData"):
-                for value in (obj.get(field) or {}).values():
-                    if isinstance(value, str) and value:
-                        values.add(value)
-    return values
-
-
 class Bundle:
     """One server-side apply of a list of definitions; see the module docstring for the order."""
 
@@ -188,6 +176,7 @@ class Bundle:
         self.results: list[dict] = []
         self.diffs: list[dict] = []
         self._namespaces: dict[str, bool] = {}
+        self._waiting_for: dict[str, str] = {}
 
     # Reading ----------------------------------------------------------------------------
 
@@ -207,6 +196,7 @@ class Bundle:
             if info is None:
                 # In check mode an earlier role's CRDs may not exist yet either: reported, not sent.
                 if (obj["apiVersion"], obj["kind"]) in crd_kinds or self.check_mode:
+                    self._waiting_for[key(obj)] = f"kind {obj['kind']} ({obj['apiVersion']}) is not served yet"
                     deferred.append(obj)
                     continue
                 problems.append(f"definitions[{index}] ({key(obj)}): the API server does not serve kind {obj['kind']} "
@@ -222,6 +212,7 @@ class Bundle:
             if namespace and not self._namespace_exists(namespace):
                 # In check mode an earlier role may not have created it yet: reported, not sent.
                 if namespace in bundle_namespaces or self.check_mode:
+                    self._waiting_for[key(obj)] = f"namespace {namespace} does not exist yet"
                     deferred.append(obj)
                     continue
                 problems.append(f"definitions[{index}] ({key(obj)}): namespace {namespace} does not exist and the bundle "
@@ -290,6 +281,7 @@ class Bundle:
         """Check mode: objects that wait for a CRD or namespace this bundle or an earlier role would create."""
         for obj in objects:
             self._record({"obj": obj, "before": None, "after": obj, "action": "created"})
+            self.results[-1]["not_sent"] = self._waiting_for.get(key(obj), "")
 
     def _wait_established(self, crds: list[dict]) -> None:
         deadline = time.monotonic() + self.crd_timeout

@@ -123,7 +123,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 objects:
-  description: One entry per object, in the order applied, with C(action) created, updated, unchanged or deleted.
+  description:
+    - One entry per object, in the order applied, with C(action) created, updated, unchanged or deleted.
+    - In check mode, objects that could not be dry-run carry C(not_sent), the reason (a namespace or kind that does
+      not exist yet).
   returned: always
   type: list
   elements: dict
