@@ -412,6 +412,7 @@ ARGUMENT_SPEC = {
     "name": {"type": "str", "default": "bundle"},
     "kubeconfig": {"type": "path"},
     "context": {"type": "str"},
+    "cluster_exists": {"type": "bool", "default": True},
 }
 
 
@@ -422,9 +423,26 @@ def masked_params(params: dict) -> dict:
     return out
 
 
+def cluster_pending(params: dict, check_mode: bool, invocation: dict) -> dict:
+    """Check mode before the cluster exists: every object would be created; nothing is sent."""
+    if not check_mode:
+        raise Failed("cluster_exists is false outside check mode: the cluster is not there. Fix: run the "
+                     "mlops.platform.cluster role with cluster_create: true first", changes=[], invocation=invocation)
+    try:
+        objects = check_definitions(params["definitions"])
+    except BundleError as exc:
+        raise Failed(str(exc), changes=[], invocation=invocation) from exc
+    results = [{"object": key(o), "kind": o["kind"], "name": o["metadata"]["name"], "namespace": o["metadata"].get("namespace"),
+                "action": "created", "not_sent": "the cluster does not exist yet"} for o in objects]
+    return {"changed": bool(results), "objects": results, "changes": [f"created {r['object']}" for r in results],
+            "counts": {"created": len(results), "updated": 0, "unchanged": 0, "deleted": 0}, "invocation": invocation}
+
+
 def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
     """The whole k8s_bundle task: returns its result or raises Failed."""
     invocation = {"module_args": masked_params(params)}
+    if not params["cluster_exists"]:
+        return cluster_pending(params, check_mode, invocation)
     bundle = None
     try:
         bundle = Bundle(connect(params["kubeconfig"], params["context"]), params["definitions"],

@@ -35,6 +35,7 @@ ARGUMENT_SPEC = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),
     render_dir=dict(type="path"),
+    cluster_exists=dict(type="bool", default=True),
     name=dict(type="str", required=True),
     namespace=dict(type="str"),
     runtimes=dict(type="list", elements="dict", options=dict(
@@ -128,6 +129,15 @@ VALIDATOR_KWARGS = {"required_one_of": [("namespace", "runtimes")], "mutually_ex
 def run_runtimes(params: dict, check_mode: bool, diff: bool) -> dict:
     """The whole seldon_runtime task: returns its result or raises Failed."""
     writes = 0
+    if not params["cluster_exists"]:
+        if not check_mode:
+            raise Failed("cluster_exists is false outside check mode: the cluster is not there. Fix: run the "
+                         "mlops.platform.cluster role with cluster_create: true first", api_writes=0)
+        each = runtime_params(params)
+        runtimes = [{"namespace": p["namespace"], **PENDING, "pending": "the cluster does not exist yet"} for p in each]
+        for runtime in runtimes:
+            runtime.pop("diff")
+        return {"changed": bool(runtimes), "api_writes": 0, "runtimes": runtimes}
     try:
         each = runtime_params(params)
         client = connect(params["kubeconfig"], params["context"])

@@ -92,6 +92,12 @@ options:
   context:
     description: The kubeconfig context; its current context otherwise.
     type: str
+  cluster_exists:
+    description:
+      - Set to C(false) in check mode before the cluster exists (the cluster role would create it, C(mlops_cluster.available)
+        is false): every object is reported as a creation and nothing is sent. Outside check mode C(false) fails.
+    type: bool
+    default: true
 notes:
   - Supports C(client-certificate)/C(client-key), tokens, C(tokenFile), basic auth and exec
     credential plugins (C(aws eks get-token)). C(auth-provider) users are refused. Proxies are not used.

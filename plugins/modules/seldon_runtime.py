@@ -73,6 +73,12 @@ options:
       - Also write the SeldonRuntime and Servers of every runtime, exactly as sent, to a numbered YAML file in this
         directory (see M(mlops.platform.k8s_bundle)); used by the benchmark. Not in check mode or with O(state=absent).
     type: path
+  cluster_exists:
+    description:
+      - Set to C(false) in check mode before the cluster exists (see M(mlops.platform.k8s_bundle)): every runtime is
+        reported as a creation and nothing is sent. Outside check mode C(false) fails.
+    type: bool
+    default: true
   kubeconfig:
     description: Path to the kubeconfig; C(KUBECONFIG), C(~/.kube/config) or the in-cluster service account otherwise.
     type: path

@@ -45,15 +45,23 @@ def labelled(kubeconfig: str) -> list[dict]:
     return json.loads(found.stdout)["items"]
 
 
-def test_check_mode_on_an_empty_cluster_predicts_and_writes_nothing(ansible_playbook, lifecycle_cluster):
+def test_check_mode_before_the_cluster_and_on_an_empty_cluster_predicts_and_writes_nothing(ansible_playbook, lifecycle_cluster):
     args, kubeconfig = lifecycle_cluster
+    # Before the cluster exists: every role reports what it would create, and nothing is started.
+    before = ansible_playbook("playbooks/site.yml", *args, "--check")
+    assert before.returncode == 0, before.stdout[-4000:]
+    assert "Would create or start the offline cluster mlops-it-lifecycle" in before.stdout
+    assert "Namespace/financial-ml" in before.stdout and recap(before.stdout)["changed"] >= 5
+    assert "the cluster does not exist yet" in before.stdout  # the Seldon runtimes, reported not sent
+    assert not os.path.exists(kubeconfig)
+
     env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1"}
     up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False)
     assert up.returncode == 0, up.stderr[-2000:]
     check = ansible_playbook("playbooks/site.yml", *args, "--check", "--diff")
     assert check.returncode == 0, check.stdout[-4000:]
     assert recap(check.stdout)["changed"] >= 5
-    for predicted in ("Namespace/financial-ml", "Deployment/mlflow/mlflow", "its namespace or the Seldon CRDs do not exist yet"):
+    for predicted in ("Namespace/financial-ml", "Deployment/mlflow/mlflow", "financial-ml: would create the SeldonRuntime"):
         assert predicted in check.stdout, predicted
     assert labelled(kubeconfig) == []
     assert kubectl(kubeconfig, "get", "crd", "seldonruntimes.mlops.seldon.io").returncode != 0
