@@ -94,8 +94,9 @@ options:
     type: str
   cluster_exists:
     description:
-      - Set to C(false) in check mode before the cluster exists (the cluster role would create it, C(mlops_cluster.available)
-        is false): every object is reported as a creation and nothing is sent. Outside check mode C(false) fails.
+      - Set to C(false) in check mode before the cluster exists (the cluster role would create it and
+        C(mlops_cluster.available) is false). Every object is then reported as a creation and nothing is sent.
+      - Outside check mode C(false) fails.
     type: bool
     default: true
 notes:

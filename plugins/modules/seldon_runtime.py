@@ -75,8 +75,9 @@ options:
     type: path
   cluster_exists:
     description:
-      - Set to C(false) in check mode before the cluster exists (see M(mlops.platform.k8s_bundle)): every runtime is
-        reported as a creation and nothing is sent. Outside check mode C(false) fails.
+      - Set to C(false) in check mode before the cluster exists (see M(mlops.platform.k8s_bundle)). Every runtime is then
+        reported as a creation and nothing is sent.
+      - Outside check mode C(false) fails.
     type: bool
     default: true
   kubeconfig:
