@@ -9,14 +9,18 @@
 - ``mlflow_auth_config(database_uri, default_permission)``: the basic-auth ini file.
 - ``mlflow_quota_errors(objects, quota)``: whether the pods fit the namespace quota.
 - ``mlflow_quota_hard(quota)``: ``spec.hard`` of the namespace's ResourceQuota.
+- ``mlflow_objects(settings)``: every object of the role but its Secrets.
+- ``mlflow_secret_objects(settings, credentials)``: the Secrets the role owns.
 """
 
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.mlflow import (
     auth_config,
+    mlflow_objects,
     quota_errors,
     quota_hard,
+    secret_objects,
     server_containers,
     service_hosts,
     settings_errors,
@@ -35,6 +39,8 @@ class FilterModule:
             "mlflow_auth_config": auth_config,
             "mlflow_quota_errors": quota_errors,
             "mlflow_quota_hard": quota_hard,
+            "mlflow_objects": mlflow_objects,
+            "mlflow_secret_objects": secret_objects,
         }
         # Plain copies of the arguments: lazily templated values re-template on every read.
         return {name: plain_args(func) for name, func in filters.items()}

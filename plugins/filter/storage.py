@@ -4,9 +4,12 @@
 
 - ``storage_bucket_errors(buckets, name_prefix, encryption)``: validation messages.
 - ``storage_bucket_plan(buckets, teams, settings)``: the complete buckets.
+- ``storage_bucket_names(buckets, name_prefix)``: ``{short name: bucket name}``, without the teams.
 - ``storage_lifecycle_configuration(rules)``: the S3 LifecycleConfiguration of a bucket.
 - ``storage_lifecycle_rows(plan)`` / ``storage_prefix_objects(plan)``: loop rows of the S3 path.
 - ``storage_minio_script(plan)``: the script of the MinIO bucket-provisioning Job.
+- ``storage_minio_objects(plan, settings)``: the Kubernetes objects of MinIO (no Secret).
+- ``storage_minio_secret(settings, access_key_id, secret_access_key)``: its credentials Secret.
 - ``storage_digest(value)``: short digest naming the immutable provisioning Job.
 - ``is_k8s_quantity(value)``: whether a value is a Kubernetes quantity.
 """
@@ -17,9 +20,12 @@ from ansible_collections.mlops.platform.plugins.module_utils.plain_data import p
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import is_quantity
 from ansible_collections.mlops.platform.plugins.module_utils.storage import (
     bucket_errors,
+    bucket_names,
     bucket_plan,
     lifecycle_configuration,
     lifecycle_tasks,
+    minio_credentials_secret,
+    minio_objects,
     minio_provision_script,
     plan_digest,
     prefix_objects,
@@ -33,10 +39,13 @@ class FilterModule:
         filters = {
             "storage_bucket_errors": bucket_errors,
             "storage_bucket_plan": bucket_plan,
+            "storage_bucket_names": bucket_names,
             "storage_lifecycle_configuration": lifecycle_configuration,
             "storage_lifecycle_rows": lifecycle_tasks,
             "storage_prefix_objects": prefix_objects,
             "storage_minio_script": minio_provision_script,
+            "storage_minio_objects": minio_objects,
+            "storage_minio_secret": minio_credentials_secret,
             "storage_digest": plan_digest,
             "is_k8s_quantity": is_quantity,
         }

@@ -10,15 +10,21 @@ validation). The mlflow role puts them into the Deployment; the real-process tes
 outside Kubernetes with ``resolve_container``, which resolves the environment and ``$(VAR)``
 references the way the kubelet does. ``auth_config`` renders the basic-auth ini file.
 
-No secret value passes through here: the containers reference Secret keys (``valueFrom``).
+``mlflow_objects`` renders every object of the role but its Secrets: namespace, quota,
+identity, RBAC, PostgreSQL, the Deployment (containers from ``server_containers``), the
+Service and the optional Ingress. The containers reference Secret keys (``valueFrom``); the
+values are only in ``secret_objects``, which the role renders inside its no_log apply task.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
+from urllib.parse import quote
 
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import canonical_quantity, format_quantity, parse_quantity
 
@@ -269,3 +275,262 @@ def quota_hard(quota: Mapping[str, Any]) -> dict[str, str]:
             for res, v in (quota.get(kind) or {}).items()}
     hard.update({str(k): str(v) for k, v in (quota.get("count") or {}).items()})
     return dict(sorted(hard.items()))
+
+
+# The role's objects --------------------------------------------------------------------------
+
+_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+_PG_READY = ["sh", "-c", 'exec pg_isready -h 127.0.0.1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"']
+
+
+def labels(instance: str, **extra: str) -> dict[str, str]:
+    """The labels of every object of the role; ``extra`` adds or overrides (``component``, ``name``)."""
+    out = {
+        "app.kubernetes.io/managed-by": "mlops.platform",
+        "app.kubernetes.io/part-of": "mlops-platform",
+        "app.kubernetes.io/name": "mlflow",
+        "app.kubernetes.io/instance": instance,
+    }
+    out.update({f"app.kubernetes.io/{k}": v for k, v in extra.items()})
+    return out
+
+
+def _volume(ns: str, claim_owner: str, pg: Mapping[str, Any], obj_labels: dict) -> dict:
+    """A node directory for the claim of replica 0, on clusters without a provisioner."""
+    return {
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": f"{ns}-{claim_owner}-data", "labels": obj_labels},
+        "spec": {
+            "capacity": {"storage": pg["volume_size"]},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "mlops-host-path",
+            "claimRef": {"namespace": ns, "name": f"data-{claim_owner}-0"},
+            "hostPath": {"path": f"{pg['host_path']}/{ns}-{claim_owner}", "type": "DirectoryOrCreate"},
+        },
+    }
+
+
+def _postgresql(s: Mapping[str, Any]) -> list[dict]:
+    ns, name, pg = s["namespace"], s["name"], s["postgresql"]
+    pg_name = f"{name}-postgresql"
+    db_labels = labels(name, component="database", name="postgresql")
+    selector = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": name}
+    secret = s["database_secret"]
+    env = [*(_secret_env(var, secret, key) for var, key in
+             (("POSTGRES_USER", "username"), ("POSTGRES_PASSWORD", "password"), ("POSTGRES_DB", "database"))),
+           {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}]
+    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    if pg.get("host_path"):
+        claim["storageClassName"] = "mlops-host-path"
+    elif pg.get("storage_class"):
+        claim["storageClassName"] = pg["storage_class"]
+    claim["resources"] = {"requests": {"storage": pg["volume_size"]}}
+    objects = [_volume(ns, pg_name, pg, db_labels)] if pg.get("host_path") else []
+    objects += [{
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": pg_name, "namespace": ns, "labels": db_labels},
+        "spec": {"selector": selector,
+                 "ports": [{"name": "postgresql", "port": 5432, "targetPort": "postgresql", "protocol": "TCP"}]},
+    }, {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": pg_name, "namespace": ns, "labels": db_labels},
+        "spec": {
+            "serviceName": pg_name,
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": db_labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {**_POD_SECURITY, "runAsUser": 70, "runAsGroup": 70, "fsGroup": 70},
+                    "containers": [{
+                        "name": "postgresql",
+                        "image": pg["image"],
+                        "env": env,
+                        "ports": [{"name": "postgresql", "containerPort": 5432, "protocol": "TCP"}],
+                        "readinessProbe": {"exec": {"command": _PG_READY}, "periodSeconds": 10},
+                        "livenessProbe": {"exec": {"command": _PG_READY}, "initialDelaySeconds": 30, "periodSeconds": 20},
+                        "resources": pg.get("resources") or {},
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                                         {"name": "run", "mountPath": "/var/run/postgresql"}],
+                    }],
+                    "volumes": [{"name": "run", "emptyDir": {}}],
+                },
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": db_labels}, "spec": claim}],
+        },
+    }]
+    return objects
+
+
+def _ingress(s: Mapping[str, Any], server_labels: dict) -> dict:
+    ingress = s["ingress"]
+    metadata: dict[str, Any] = {"name": s["name"], "namespace": s["namespace"], "labels": server_labels}
+    if ingress.get("annotations"):
+        metadata["annotations"] = ingress["annotations"]
+    spec: dict[str, Any] = {}
+    if ingress.get("class_name"):
+        spec["ingressClassName"] = ingress["class_name"]
+    if ingress.get("tls_secret"):
+        spec["tls"] = [{"hosts": [ingress.get("host", "")], "secretName": ingress["tls_secret"]}]
+    spec["rules"] = [{"host": ingress.get("host", ""), "http": {"paths": [{
+        "path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": s["name"], "port": {"name": "http"}}}}]}}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec}
+
+
+def mlflow_objects(settings: Mapping[str, Any]) -> list[dict]:
+    """Every object of the mlflow role but its Secrets, in the order a reader expects.
+
+    ``settings``: ``namespace``, ``name``, ``image``, ``replicas``, ``port``, ``resources``,
+    ``init_resources``, ``pod_security``, ``quota`` ({requests, limits, count}),
+    ``service_account_annotations``, ``server_secret``, ``database_secret``, ``auth``,
+    ``auth_config_dir``, ``ingress`` ({enabled, host, class_name, annotations, tls_secret}),
+    ``postgresql`` ({enabled, image, volume_size, storage_class, host_path, resources}) and
+    ``server``, the settings of ``server_containers``.
+    """
+    s = settings
+    ns, name = s["namespace"], s["name"]
+    base = labels(name)
+    server_labels = labels(name, component="tracking-server")
+    selector = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/instance": name}
+    containers = server_containers(s["server"])
+    home = {"name": "HOME", "value": "/tmp"}
+    account: dict[str, Any] = {"name": name, "namespace": ns, "labels": server_labels}
+    if s.get("service_account_annotations"):
+        account["annotations"] = s["service_account_annotations"]
+
+    objects: list[dict] = [{
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {**base, "pod-security.kubernetes.io/enforce": s["pod_security"],
+                                            "pod-security.kubernetes.io/enforce-version": "latest"}},
+    }, {
+        "apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "mlflow-quota", "namespace": ns, "labels": base},
+        "spec": {"hard": quota_hard(s.get("quota") or {})},
+    }, {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": account, "automountServiceAccountToken": False,
+    }, {
+        # Read access to the server's own Secrets only (seed 003), by name.
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": f"{name}-secrets", "namespace": ns, "labels": server_labels},
+        "rules": [{"apiGroups": [""], "resources": ["secrets"],
+                   "resourceNames": [s["server_secret"], s["database_secret"]], "verbs": ["get", "watch"]}],
+    }, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": f"{name}-secrets", "namespace": ns, "labels": server_labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-secrets"},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+    }]
+    if s["postgresql"].get("enabled"):
+        objects += _postgresql(s)
+
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict] = [{"name": "tmp", "emptyDir": {}}]
+    if s["auth"]:
+        mounts.append({"name": "auth", "mountPath": s["auth_config_dir"], "readOnly": True})
+        volumes.append({"name": "auth", "secret": {"secretName": s["server_secret"],
+                                                   "items": [{"key": AUTH_CONFIG_FILE, "path": AUTH_CONFIG_FILE}],
+                                                   "defaultMode": 0o440}})
+    server = containers["server"]
+    objects += [{
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": server_labels},
+        "spec": {
+            "replicas": s["replicas"],
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": server_labels},
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {**_POD_SECURITY, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
+                    "initContainers": [{
+                        "name": init["name"],
+                        "image": s["image"],
+                        "command": init["command"],
+                        "env": [*init["env"], home],
+                        "resources": s.get("init_resources") or {},
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    } for init in containers["init"]],
+                    "containers": [{
+                        "name": server["name"],
+                        "image": s["image"],
+                        "command": server["command"],
+                        "env": [*server["env"], home],
+                        "ports": [{"name": "http", "containerPort": s["port"], "protocol": "TCP"}],
+                        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "initialDelaySeconds": 30,
+                                          "periodSeconds": 20, "failureThreshold": 6},
+                        "resources": s.get("resources") or {},
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": server_labels},
+        "spec": {"selector": selector, "ports": [{"name": "http", "port": s["port"], "targetPort": "http", "protocol": "TCP"}]},
+    }]
+    if (s.get("ingress") or {}).get("enabled"):
+        objects.append(_ingress(s, server_labels))
+    # Separate copies: the bundle and YAML dumps must not see shared (aliased) dicts.
+    return json.loads(json.dumps(objects))
+
+
+def database_url(database: Mapping[str, Any]) -> str:
+    """``connection_url``, or ``<scheme>://<username>:<password>@<host>:<port>/<database>`` with the
+    user and password percent-encoded (``/`` too)."""
+    if database.get("connection_url"):
+        return str(database["connection_url"])
+    user, password = (quote(str(database[k]), safe="") for k in ("username", "password"))
+    return f"{database['scheme']}://{user}:{password}@{database['host']}:{database['port']}/{database['database']}"
+
+
+def _b64(value: Any) -> str:
+    return base64.b64encode(str(value).encode()).decode()
+
+
+def secret_objects(settings: Mapping[str, Any], credentials: Mapping[str, Any]) -> list[dict]:
+    """The Secrets the role owns: the server Secret and, with ``database_secret_create``, the seed 003 one.
+
+    ``settings`` as for ``mlflow_objects`` plus ``auth_default_permission`` and
+    ``database_secret_create``; ``credentials``: ``admin_username``, ``admin_password``,
+    ``flask_secret_key``, ``s3_access_key_id``, ``s3_secret_access_key`` and ``database``
+    (username, password, host, port, database, driver, scheme, connection_url).
+    """
+    s, c = settings, credentials
+    ns, name = s["namespace"], s["name"]
+    url = database_url(c["database"])
+    server_data = {
+        "MLFLOW_AUTH_ADMIN_USERNAME": c["admin_username"],
+        "MLFLOW_AUTH_ADMIN_PASSWORD": c["admin_password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": c["flask_secret_key"],
+        "AWS_ACCESS_KEY_ID": c["s3_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": c["s3_secret_access_key"],
+        AUTH_CONFIG_FILE: auth_config(url, s.get("auth_default_permission", "READ")),
+    }
+    secrets = [{
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": s["server_secret"], "namespace": ns, "labels": labels(name, component="tracking-server")},
+        "type": "Opaque",
+        "data": {k: _b64(v) for k, v in server_data.items()},
+    }]
+    if s.get("database_secret_create"):
+        db = c["database"]
+        data = {k: db[k] for k in ("username", "password", "host", "port", "database", "driver")}
+        secrets.append({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": s["database_secret"], "namespace": ns, "labels": labels(name, component="database")},
+            "type": "Opaque",
+            "data": {**{k: _b64(v) for k, v in data.items()}, "connection-url": _b64(url)},
+        })
+    return secrets

@@ -9,10 +9,16 @@ the per-team prefixes) that both paths realise: the storage role's S3 tasks pass
 amazon.aws, and ``minio_provision_script`` renders the shell script of the MinIO
 bucket-provisioning Job from it. ``lifecycle_configuration`` is the S3
 ``LifecycleConfiguration`` of one bucket, as MinIO imports it and as S3 returns it.
+
+``minio_objects`` renders the Kubernetes objects of the minio backend (namespace, optional
+PersistentVolume, Service, StatefulSet, and the provisioning ConfigMap and Job named after a
+digest of what they do) and ``minio_credentials_secret`` its root credentials Secret, which
+the role renders only inside its no_log apply task.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import json
@@ -124,12 +130,13 @@ def bucket_plan(buckets: list, teams: list | None = None, settings: dict | None 
     """
     settings = settings or {}
     prefixes = sorted({t["storage"]["bucket_prefix"] for t in normalize_teams(teams)})
+    names = bucket_names(buckets, settings.get("name_prefix", ""))
     plan = []
     for bucket in buckets:
         tags = {**(settings.get("tags") or {}), **(bucket.get("tags") or {})}
         plan.append({
             "key": bucket["name"],
-            "name": f"{settings.get('name_prefix', '')}{bucket['name']}",
+            "name": names[bucket["name"]],
             "versioning": bool(bucket.get("versioning", False)),
             "encryption": settings.get("encryption", "AES256"),
             "kms_key_id": settings.get("kms_key_id", ""),
@@ -138,6 +145,11 @@ def bucket_plan(buckets: list, teams: list | None = None, settings: dict | None 
             "prefixes": prefixes if bucket.get("team_prefixes", False) else [],
         })
     return plan
+
+
+def bucket_names(buckets: list, name_prefix: str = "") -> dict[str, str]:
+    """``{short name: bucket name}`` of the plan, without the team model (``mlops_storage.buckets``)."""
+    return {bucket["name"]: f"{name_prefix}{bucket['name']}" for bucket in buckets}
 
 
 def normalize_rule(rule: dict) -> dict:
@@ -213,3 +225,172 @@ def plan_digest(*parts: Any) -> str:
     """Short stable digest of the plan, used to name the (immutable) provisioning Job."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:8]
+
+
+# The minio backend's objects -----------------------------------------------------------------
+
+MINIO_DEFAULTS: dict[str, Any] = {
+    "namespace": "minio",
+    "name": "minio",
+    "image": "quay.io/minio/minio",
+    "mc_image": "quay.io/minio/mc",
+    "credentials_secret": "minio-credentials",
+    "volume_size": "10Gi",
+    "storage_class": "",
+    "host_path": "",
+    "resources": {},
+    "job_resources": {},
+    "pod_security": "restricted",
+}
+_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                 "seccompProfile": {"type": "RuntimeDefault"}}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def minio_labels(name: str, component: str | None = None) -> dict[str, str]:
+    """The labels of every object of the minio backend (plus the component, when given)."""
+    labels = {
+        "app.kubernetes.io/managed-by": "mlops.platform",
+        "app.kubernetes.io/part-of": "mlops-platform",
+        "app.kubernetes.io/name": "minio",
+        "app.kubernetes.io/instance": name,
+    }
+    return {**labels, "app.kubernetes.io/component": component} if component else labels
+
+
+def _credentials_env(secret: str) -> list[dict]:
+    return [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")]
+
+
+def minio_objects(plan: list[dict], settings: dict | None = None) -> list[dict]:
+    """Namespace, PersistentVolume (with ``host_path``), Service, StatefulSet, ConfigMap and Job of MinIO.
+
+    ``settings`` (defaults in ``MINIO_DEFAULTS``): ``namespace``, ``name``, ``image``,
+    ``mc_image``, ``credentials_secret``, ``volume_size``, ``storage_class``, ``host_path``,
+    ``resources``, ``job_resources``, ``pod_security``. The Job's pod template is immutable, so
+    the Job and its ConfigMap are named after a digest of the script, the lifecycle files and
+    the client image: a changed plan makes a new Job, an unchanged one changes nothing. The
+    credentials Secret is ``minio_credentials_secret``.
+    """
+    s = {**MINIO_DEFAULTS, **(settings or {})}
+    ns, name = s["namespace"], s["name"]
+    selector = {"app.kubernetes.io/name": "minio", "app.kubernetes.io/instance": name}
+    server_labels = minio_labels(name, "object-storage")
+    job_labels = minio_labels(name, "bucket-provisioning")
+    script = minio_provision_script(plan)
+    lifecycles = {f"{b['name']}.json": json.dumps(lifecycle_configuration(b["lifecycle"]), sort_keys=True)
+                  for b in plan if b["lifecycle"]}
+    job_name = f"{name}-buckets-{plan_digest([script, lifecycles, s['mc_image']])}"
+    credentials = _credentials_env(s["credentials_secret"])
+
+    claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
+    if s["host_path"]:
+        claim_spec["storageClassName"] = "mlops-host-path"
+    elif s["storage_class"]:
+        claim_spec["storageClassName"] = s["storage_class"]
+    claim_spec["resources"] = {"requests": {"storage": s["volume_size"]}}
+
+    objects: list[dict] = [{
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "labels": {**minio_labels(name), "pod-security.kubernetes.io/enforce": s["pod_security"],
+                                            "pod-security.kubernetes.io/enforce-version": "latest"}},
+    }]
+    if s["host_path"]:
+        # A node directory for the claim of replica 0, on clusters without a provisioner.
+        objects.append({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": f"{ns}-{name}-data", "labels": minio_labels(name)},
+            "spec": {
+                "capacity": {"storage": s["volume_size"]},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "mlops-host-path",
+                "claimRef": {"namespace": ns, "name": f"data-{name}-0"},
+                "hostPath": {"path": f"{s['host_path']}/{ns}-{name}", "type": "DirectoryOrCreate"},
+            },
+        })
+    objects += [{
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "labels": server_labels},
+        "spec": {"selector": selector, "ports": [
+            {"name": "api", "port": 9000, "targetPort": "api", "protocol": "TCP"},
+            {"name": "console", "port": 9001, "targetPort": "console", "protocol": "TCP"}]},
+    }, {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": ns, "labels": server_labels},
+        "spec": {
+            "serviceName": name,
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": server_labels},
+                "spec": {
+                    "securityContext": _POD_SECURITY,
+                    "containers": [{
+                        "name": "minio",
+                        "image": s["image"],
+                        "args": ["server", "/data", "--address", ":9000", "--console-address", ":9001"],
+                        "env": credentials,
+                        "ports": [{"name": "api", "containerPort": 9000, "protocol": "TCP"},
+                                  {"name": "console", "containerPort": 9001, "protocol": "TCP"}],
+                        "readinessProbe": {"httpGet": {"path": "/minio/health/ready", "port": "api"}, "periodSeconds": 10},
+                        "livenessProbe": {"httpGet": {"path": "/minio/health/live", "port": "api"},
+                                          "initialDelaySeconds": 10, "periodSeconds": 20},
+                        "resources": s["resources"],
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    }],
+                },
+            },
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": minio_labels(name)}, "spec": claim_spec}],
+        },
+    }, {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": job_name, "namespace": ns, "labels": job_labels},
+        "data": {**lifecycles, "provision.sh": script},
+    }, {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": job_name, "namespace": ns, "labels": job_labels},
+        "spec": {
+            "backoffLimit": 6,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": _POD_SECURITY,
+                    "containers": [{
+                        "name": "mc",
+                        "image": s["mc_image"],
+                        "command": ["/bin/sh", "/scripts/provision.sh"],
+                        "env": [*credentials,
+                                {"name": "MINIO_ENDPOINT", "value": f"http://{name}.{ns}.svc.cluster.local:9000"},
+                                {"name": "LIFECYCLE_DIR", "value": "/scripts"},
+                                {"name": "MC_CONFIG_DIR", "value": "/tmp/.mc"}],
+                        "resources": s["job_resources"],
+                        "securityContext": _CONTAINER_SECURITY,
+                        "volumeMounts": [{"name": "scripts", "mountPath": "/scripts", "readOnly": True},
+                                         {"name": "tmp", "mountPath": "/tmp"}],
+                    }],
+                    "volumes": [{"name": "scripts", "configMap": {"name": job_name}}, {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }]
+    # Separate copies: the bundle and YAML dumps must not see shared (aliased) dicts.
+    return json.loads(json.dumps(objects))
+
+
+def minio_credentials_secret(settings: dict | None, access_key_id: Any, secret_access_key: Any) -> dict:
+    """The Secret with MinIO's root user and password (the server's and the Job's environment)."""
+    s = {**MINIO_DEFAULTS, **(settings or {})}
+
+    def b64(value: Any) -> str:
+        return base64.b64encode(str(value).encode()).decode()
+
+    return {
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": s["credentials_secret"], "namespace": s["namespace"], "labels": minio_labels(s["name"])},
+        "type": "Opaque",
+        "data": {"MINIO_ROOT_USER": b64(access_key_id), "MINIO_ROOT_PASSWORD": b64(secret_access_key)},
+    }

@@ -1,6 +1,7 @@
 """The mlflow role's configuration, proven by a real MLflow.
 
-The role renders its objects (``tasks_from: render``, no cluster needed); the test takes the
+The role renders its objects (``tasks_from: render``, no cluster needed) and its Secrets (the role
+variable ``__mlflow_secret_objects``, what its apply task sends); the test takes the
 Deployment's init containers and server container exactly as rendered, resolves their
 environment from the rendered Secrets the way the kubelet does (``resolve_container``), writes
 the mounted Secret files, and runs them on loopback: ``mlflow db upgrade`` and ``mlflow server``
@@ -67,6 +68,7 @@ def render(ansible_playbook, tmp: pathlib.Path, variables: dict) -> dict:
               ansible.builtin.include_role:
                 name: mlops.platform.mlflow
                 tasks_from: render
+                public: true  # __mlflow_secret_objects is a role variable (vars/main.yml)
               vars:
                 __mlflow_render_only: true
             - name: Save them

@@ -1,5 +1,7 @@
-"""The mlflow role on the offline cluster: objects read back, RBAC limited to its own Secrets,
-the quota check refusing before any change, and a second run that changes nothing."""
+"""The mlflow role on the offline cluster: check mode predicting the objects without writing,
+objects read back, RBAC limited to its own Secrets, a second run that changes nothing, the
+quota check refusing before any change, a database Secret from elsewhere that is missing named
+(after everything else is applied, without waiting), and Secret values never printed."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ansible_run import recap, run_role
 pytestmark = pytest.mark.cluster
 
 NS = "it-mlflow-role"
+EXTERNAL_NS = "it-mlflow-external"
 PV = f"{NS}-mlflow-postgresql-data"
 
 
@@ -32,6 +35,11 @@ def _vars(kubeconfig: str, **extra) -> dict:
     }
 
 
+def _secret_values(variables: dict) -> list[str]:
+    return [variables["mlflow_admin_password"], variables["mlflow_flask_secret_key"],
+            variables["mlflow_database"]["password"], variables["mlflow_s3_secret_access_key"]]
+
+
 @pytest.fixture()
 def cleanup(api_client):
     from kubernetes import client
@@ -50,14 +58,25 @@ def test_mlflow_role_on_the_cluster(tmp_path, kubeconfig, api_client, cleanup):
     from kubernetes import client
 
     variables = _vars(kubeconfig)
-    first = run_role("mlops.platform.mlflow", tmp_path, variables)
-    assert first.returncode == 0, first.stdout[-4000:]
-    # Secret values never reach the output.
-    for value in (variables["mlflow_admin_password"], variables["mlflow_database"]["password"]):
-        assert value not in first.stdout
-
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
+
+    # Check mode before the namespace exists: every object reported as created, nothing written.
+    predicted = run_role("mlops.platform.mlflow", tmp_path, variables, "--check", "--diff", "-v")
+    assert predicted.returncode == 0 and recap(predicted.stdout)["changed"] > 0, predicted.stdout[-4000:]
+    for obj in (f"Namespace/{NS}", f"Secret/{NS}/mlflow-server", f"Secret/{NS}/mlflow-database-secret",
+                f"StatefulSet/{NS}/mlflow-postgresql", f"Deployment/{NS}/mlflow"):
+        assert f"created {obj}" in predicted.stdout, predicted.stdout[-4000:]
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespace(NS)
+    assert missing.value.status == 404
+
+    first = run_role("mlops.platform.mlflow", tmp_path, variables)
+    assert first.returncode == 0, first.stdout[-4000:]
+    # Secret values never reach the output, not even as a --diff -v.
+    for value in _secret_values(variables):
+        assert value not in first.stdout and value not in predicted.stdout
+
     deployment = apps.read_namespaced_deployment("mlflow", NS)
     assert deployment.status.ready_replicas == 1
     assert apps.read_namespaced_stateful_set("mlflow-postgresql", NS).status.ready_replicas == 1
@@ -83,6 +102,48 @@ def test_mlflow_role_on_the_cluster(tmp_path, kubeconfig, api_client, cleanup):
 
     second = run_role("mlops.platform.mlflow", tmp_path, variables)
     assert second.returncode == 0 and recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
+    checked = run_role("mlops.platform.mlflow", tmp_path, variables, "--check", "--diff")
+    assert checked.returncode == 0 and recap(checked.stdout)["changed"] == 0, checked.stdout[-4000:]
+
+
+@pytest.fixture()
+def external_cleanup(api_client):
+    from kubernetes import client
+
+    yield
+    try:
+        client.CoreV1Api(api_client).delete_namespace(EXTERNAL_NS)
+    except client.ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def test_missing_external_database_secret_is_named_after_the_apply(tmp_path, kubeconfig, api_client, external_cleanup):
+    """mlflow_database_secret_create: false - the role applies everything, does not wait, and names the Secret."""
+    from kubernetes import client
+
+    variables = _vars(kubeconfig, mlflow_namespace=EXTERNAL_NS, mlflow_postgresql_enabled=False,
+                      mlflow_database_secret_create=False)
+    run = run_role("mlops.platform.mlflow", tmp_path, variables)
+    assert run.returncode != 0
+    assert f"the Secret {EXTERNAL_NS}/mlflow-database-secret (seed 003 keys, connection-url) does not exist" in run.stdout
+    assert "secrets_mlflow_database.enabled: true" in run.stdout and "mlflow_database_secret_create: true" in run.stdout
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    assert apps.read_namespaced_deployment("mlflow", EXTERNAL_NS).metadata.labels["app.kubernetes.io/instance"] == "mlflow"
+    assert core.read_namespaced_secret("mlflow-server", EXTERNAL_NS).data
+    with pytest.raises(client.ApiException) as missing:
+        core.read_namespaced_secret("mlflow-database-secret", EXTERNAL_NS)
+    assert missing.value.status == 404
+
+    # Provided from elsewhere (as the secrets role would), the next run waits until the server is ready.
+    core.create_namespaced_secret(EXTERNAL_NS, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="mlflow-database-secret"),
+        string_data={"connection-url": "postgresql+psycopg2://mlflow:x@db.example:5432/mlflow"}))
+    again = run_role("mlops.platform.mlflow", tmp_path, variables)
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-4000:]
+    assert apps.read_namespaced_deployment("mlflow", EXTERNAL_NS).status.ready_replicas == 1
+    for value in _secret_values(variables):
+        assert value not in run.stdout and value not in again.stdout
 
 
 def test_quota_check_refuses_before_any_change(tmp_path, kubeconfig, api_client):

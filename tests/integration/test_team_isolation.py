@@ -24,6 +24,7 @@ pytestmark = pytest.mark.cluster
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 INSTANCE = "it-teams"
 ALPHA, BETA, GAMMA = "it-alpha", "it-beta", "it-gamma"
+PROTECTED = "it-protected"
 
 TEAMS = [
     {
@@ -86,14 +87,23 @@ def task_results(out: dict, name: str) -> list[dict]:
             if t["task"]["name"].split(" : ")[-1] == name]
 
 
+APPLY = "Apply all team objects in one server-side apply call"
+# Fails naming every problem when the apply was skipped for one; otherwise names what changed.
+REPORT = ("Check the role settings and every team (names, quantities, limits against requests and quota, unknown keys), "
+          "show what changed")
+
+
+def changes(out: dict) -> dict[str, str]:
+    """{Kind/namespace/name: action} of what the role changed (or, in check mode, would change, create or delete)."""
+    found: dict[str, str] = {}
+    for result in task_results(out, REPORT):
+        if not result.get("skipped"):
+            found.update({line.split(" ", 1)[1]: line.split(" ", 1)[0] for line in result["msg"]})
+    return found
+
+
 def changed_keys(out: dict) -> set[str]:
-    """Objects the role changed (or, in check mode, would change or create)."""
-    keys: set[str] = set()
-    for name in ("Show what changed, object by object", "Report the objects check mode would create in new namespaces"):
-        for result in task_results(out, name):
-            if not result.get("skipped"):
-                keys |= {m for m in result["msg"] if not m.endswith(":")}
-    return keys
+    return set(changes(out))
 
 
 def settings() -> dict:
@@ -112,7 +122,7 @@ def platform(kubeconfig, api_client, tmp_path_factory):
     first = run_role(kubeconfig, TEAMS, tmp)
     yield {"first": first, "tmp": tmp}
     run_role(kubeconfig, [], tmp, prune=True)
-    for ns in (ALPHA, BETA, GAMMA, "it-unlabelled"):
+    for ns in (ALPHA, BETA, GAMMA, "it-unlabelled", PROTECTED):
         try:
             core.delete_namespace(ns)
         except ApiException as exc:
@@ -261,10 +271,10 @@ def test_edited_quota_is_put_back_and_check_mode_predicts_it(platform, kubeconfi
     core = client.CoreV1Api(api_client)
     core.patch_namespaced_resource_quota(tm.QUOTA_NAME, ALPHA, {"spec": {"hard": {"limits.cpu": "100"}}})
     check = run_role(kubeconfig, TEAMS, platform["tmp"], check=True)
-    assert changed_keys(check) == {f"ResourceQuota/{ALPHA}/{tm.QUOTA_NAME}"}
+    assert changes(check) == {f"ResourceQuota/{ALPHA}/{tm.QUOTA_NAME}": "updated"}
     assert core.read_namespaced_resource_quota(tm.QUOTA_NAME, ALPHA).spec.hard["limits.cpu"] == "100"
     real = run_role(kubeconfig, TEAMS, platform["tmp"])
-    assert changed_keys(real) == {f"ResourceQuota/{ALPHA}/{tm.QUOTA_NAME}"}
+    assert changes(real) == {f"ResourceQuota/{ALPHA}/{tm.QUOTA_NAME}": "updated"}
     assert core.read_namespaced_resource_quota(tm.QUOTA_NAME, ALPHA).spec.hard["limits.cpu"] == "2"
 
 
@@ -277,7 +287,7 @@ def test_adding_a_team_check_mode_predicts_the_real_run_and_prune_removes_it(pla
         core.read_namespace(GAMMA)
     real = run_role(kubeconfig, teams, platform["tmp"])
     expected = {tm.object_key(o) for o in tm.render_teams([gamma], settings())}
-    assert changed_keys(check) == changed_keys(real) == expected
+    assert changes(check) == changes(real) == dict.fromkeys(expected, "created")
 
     # Things pruning must leave alone: an unlabelled namespace, an unlabelled object in a team
     # namespace, and the objects of another platform instance.
@@ -286,9 +296,30 @@ def test_adding_a_team_check_mode_predicts_the_real_run_and_prune_removes_it(pla
     others = core.list_namespace(label_selector="app.kubernetes.io/managed-by=mlops.platform,"
                                                 "mlops.platform/instance!=" + INSTANCE).items
 
+    # A protected namespace that carries this instance's labels (a team that used it was removed):
+    # the namespace stays, the role's objects in it go.
+    ours = {tm.LABEL_MANAGED_BY: tm.MANAGED_BY, tm.LABEL_COMPONENT: tm.COMPONENT, tm.LABEL_INSTANCE: INSTANCE,
+            tm.LABEL_TEAM: "it-removed"}
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=PROTECTED, labels=ours)))
+    core.create_namespaced_service_account(PROTECTED, client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="leftover", labels=ours)))
+    protect = platform["tmp"] / "protect.json"
+    protect.write_text(json.dumps({"team_isolation_protected_namespaces": ["seldon-system", PROTECTED]}))
+
     pruned_sa = copy.deepcopy(TEAMS)
     pruned_sa[1]["service_accounts"] = []
-    run_role(kubeconfig, pruned_sa, platform["tmp"], prune=True)
+    # Check mode predicts the deletions (server-side dry runs) and deletes nothing.
+    check_prune = run_role(kubeconfig, pruned_sa, platform["tmp"], prune=True, check=True, extra_vars=protect)
+    core.read_namespace(GAMMA)
+    core.read_namespaced_service_account("runner", BETA)
+    pruned = run_role(kubeconfig, pruned_sa, platform["tmp"], prune=True, extra_vars=protect)
+    assert changes(check_prune) == changes(pruned)
+    deleted = {k for k, action in changes(pruned).items() if action == "deleted"}
+    # The removed team (its namespace; the objects in it go first), the removed account and the
+    # leftover in the protected namespace, nothing else.
+    assert deleted == expected | {f"ServiceAccount/{BETA}/runner", f"ServiceAccount/{PROTECTED}/leftover"}, deleted
+    assert core.read_namespace(PROTECTED).status.phase == "Active"
+    assert changes(pruned)[f"RoleBinding/{BETA}/mlops-team-edit"] == "updated"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -348,13 +379,12 @@ def test_bad_definitions_fail_before_any_api_write(platform, kubeconfig, api_cli
     failures = task_results(out, "Report the failures")[0]["failures"]
     assert set(failures) == set(BAD_TEAMS), failures
     for case, failure in failures.items():
-        assert failure["task"].endswith(
-            "Check every team (names, quantities, limits against requests and quota, unknown keys)"), (case, failure)
+        assert failure["task"].endswith(REPORT), (case, failure)
         message = " ".join(failure["msg"])
         assert "team '" in message and "Fix:" in message, f"{case}: {message}"
         print(f"{case}: {failure['msg'][1]}")
-    ran = [t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]]
-    assert "Apply all team objects in one server-side apply call" not in ran
+    applies = task_results(out, APPLY)
+    assert len(applies) == len(BAD_TEAMS) and all(r.get("skipped") for r in applies), applies
     after = {n.metadata.name: n.metadata.resource_version for n in core.list_namespace(label_selector=mine).items}
     assert after == before
     with pytest.raises(ApiException):

@@ -1,7 +1,8 @@
-"""The MLflow pod's processes, rendered in one place (module_utils/mlflow.py)."""
+"""The MLflow pod's processes and the role's objects, rendered in one place (module_utils/mlflow.py)."""
 
 from __future__ import annotations
 
+import base64
 import configparser
 import pathlib
 import re
@@ -11,10 +12,13 @@ import yaml
 from ansible_collections.mlops.platform.plugins.module_utils.mlflow import (
     ResolveError,
     auth_config,
+    database_url,
     expand_references,
+    mlflow_objects,
     quota_errors,
     quota_hard,
     resolve_container,
+    secret_objects,
     server_containers,
     service_hosts,
     settings_errors,
@@ -133,3 +137,97 @@ def test_role_defaults_fit_the_role_quota():
     assert quota_hard(defaults["mlflow_quota"]) == {
         "limits.cpu": "4", "limits.memory": "8Gi", "persistentvolumeclaims": "4", "pods": "10",
         "requests.cpu": "2", "requests.memory": "4Gi", "requests.storage": "20Gi", "services.loadbalancers": "0"}
+
+
+DEFAULTS = yaml.safe_load((ROOT / "roles/mlflow/defaults/main.yml").read_text())
+DATABASE = {"username": "ml/flow", "password": "p@ss/w%rd", "host": "db", "port": 5432, "database": "mlflow",
+            "driver": "psycopg2", "scheme": "postgresql+psycopg2", "connection_url": ""}
+CREDENTIALS = {"admin_username": "admin", "admin_password": "pw-123456", "flask_secret_key": "k" * 32,
+               "s3_access_key_id": "id", "s3_secret_access_key": "sk", "database": DATABASE}
+
+
+def role_settings(**overrides) -> dict:
+    """What roles/mlflow/tasks/render.yml passes to mlflow_objects, from the role defaults."""
+    settings = {
+        "namespace": "mlflow", "name": "mlflow", "image": "ghcr.io/mlflow/mlflow:v3-full", "replicas": 1, "port": 5000,
+        "resources": DEFAULTS["mlflow_resources"], "init_resources": DEFAULTS["mlflow_init_resources"],
+        "pod_security": "restricted", "quota": DEFAULTS["mlflow_quota"], "service_account_annotations": {},
+        "server_secret": "mlflow-server", "database_secret": "mlflow-database-secret", "database_secret_create": True,
+        "auth": True, "auth_config_dir": "/etc/mlflow/auth", "auth_default_permission": "READ",
+        "ingress": {**DEFAULTS["mlflow_ingress"], "enabled": False},
+        "postgresql": {"enabled": True, "image": DEFAULTS["mlflow_postgresql_image"], "volume_size": "5Gi",
+                       "storage_class": "", "host_path": "", "resources": DEFAULTS["mlflow_postgresql_resources"]},
+        "server": {**CFG, "server_secret": "mlflow-server", "database_secret": "mlflow-database-secret"},
+    }
+    settings.update(overrides)
+    return settings
+
+
+def _kinds(objects: list[dict]) -> dict[str, dict]:
+    return {o["kind"]: o for o in objects}
+
+
+def _decoded(secrets: list[dict]) -> dict[str, dict[str, str]]:
+    return {s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()} for s in secrets}
+
+
+def test_every_secret_reference_is_rendered_and_readable_by_the_server():
+    settings = role_settings()
+    objects = mlflow_objects(settings)
+    assert [o["kind"] for o in objects] == ["Namespace", "ResourceQuota", "ServiceAccount", "Role", "RoleBinding",
+                                            "Service", "StatefulSet", "Deployment", "Service"]
+    data = _decoded(secret_objects(settings, CREDENTIALS))
+    for workload in (o for o in objects if o["kind"] in ("Deployment", "StatefulSet")):
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            for entry in container["env"]:
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in data[ref["name"]], (workload["kind"], container["name"], ref)
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                assert {i["key"] for i in volume["secret"]["items"]} <= set(data[volume["secret"]["secretName"]])
+    role = _kinds(objects)["Role"]
+    assert set(role["rules"][0]["resourceNames"]) == set(data) and role["rules"][0]["verbs"] == ["get", "watch"]
+    # The server reads the database through the same URL as the auth config, user and password encoded.
+    assert data["mlflow-database-secret"]["connection-url"] == "postgresql+psycopg2://ml%2Fflow:p%40ss%2Fw%25rd@db:5432/mlflow"
+    parser = configparser.ConfigParser()
+    parser.read_string(data["mlflow-server"]["basic_auth.ini"])
+    assert parser["mlflow"]["database_uri"] == data["mlflow-database-secret"]["connection-url"]
+    assert data["mlflow-database-secret"]["port"] == "5432"
+
+
+def test_role_default_pods_fit_the_role_quota():
+    objects = mlflow_objects(role_settings())
+    assert quota_errors(objects, DEFAULTS["mlflow_quota"]) == []
+    assert _kinds(objects)["ResourceQuota"]["spec"]["hard"] == quota_hard(DEFAULTS["mlflow_quota"])
+
+
+def test_external_database_renders_no_postgresql_and_no_database_secret():
+    settings = role_settings(database_secret_create=False, postgresql={"enabled": False})
+    objects = mlflow_objects(settings)
+    assert "StatefulSet" not in _kinds(objects) and "PersistentVolume" not in _kinds(objects)
+    assert [s["metadata"]["name"] for s in secret_objects(settings, CREDENTIALS)] == ["mlflow-server"]
+    assert database_url({**DATABASE, "connection_url": "postgresql://u:p@h/d"}) == "postgresql://u:p@h/d"
+
+
+def test_host_path_volume_is_bound_to_the_database_claim():
+    pg = {**role_settings()["postgresql"], "host_path": "/var/lib/v", "storage_class": "fast"}
+    kinds = _kinds(mlflow_objects(role_settings(postgresql=pg)))
+    assert kinds["PersistentVolume"]["spec"]["claimRef"] == {"namespace": "mlflow", "name": "data-mlflow-postgresql-0"}
+    assert kinds["StatefulSet"]["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "mlops-host-path"
+
+
+def test_exposure_identity_and_auth_switches():
+    ingress = {"enabled": True, "host": "ml.example", "class_name": "alb", "annotations": {"a/b": "c"}, "tls_secret": "tls"}
+    kinds = _kinds(mlflow_objects(role_settings(
+        ingress=ingress, auth=False, service_account_annotations={"eks.amazonaws.com/role-arn": "arn:x"},
+        server={**CFG, "auth": False})))
+    spec = kinds["Ingress"]["spec"]
+    assert spec["ingressClassName"] == "alb" and spec["tls"] == [{"hosts": ["ml.example"], "secretName": "tls"}]
+    assert spec["rules"][0]["host"] == "ml.example" and kinds["Ingress"]["metadata"]["annotations"] == {"a/b": "c"}
+    assert kinds["ServiceAccount"]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:x"}
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"] and "--app-name" not in pod["containers"][0]["command"]
+    plain = _kinds(mlflow_objects(role_settings(ingress={"enabled": True, "host": "ml.example"})))["Ingress"]
+    assert "ingressClassName" not in plain["spec"] and "tls" not in plain["spec"] and "annotations" not in plain["metadata"]

@@ -1,7 +1,9 @@
-"""The bucket plan shared by the storage role's MinIO and S3 paths (module_utils/storage.py)."""
+"""The bucket plan shared by the storage role's MinIO and S3 paths, and MinIO's objects (module_utils/storage.py)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import pathlib
 
 import pytest
@@ -9,9 +11,12 @@ import yaml
 from ansible_collections.mlops.platform.plugins.module_utils.storage import (
     bucket_errors,
     bucket_name_errors,
+    bucket_names,
     bucket_plan,
     lifecycle_configuration,
     lifecycle_tasks,
+    minio_credentials_secret,
+    minio_objects,
     minio_provision_script,
     plan_digest,
     prefix_objects,
@@ -30,6 +35,8 @@ def test_role_defaults_are_valid_and_plan_three_buckets():
     assert [b["versioning"] for b in plan] == [True, True, False]
     assert plan[0]["prefixes"] == [] and plan[1]["prefixes"] == ["b/", "team-a/"]
     assert all(b["tags"] == {"env": "dev"} and b["encryption"] == "AES256" for b in plan)
+    # mlops_storage.buckets, computed without the team model.
+    assert bucket_names(DEFAULT_BUCKETS, "acme-") == {b["key"]: b["name"] for b in plan}
 
 
 @pytest.mark.parametrize("name", ["ab", "Upper", "under_score", "-start", "end-", "a..b", "a.-b", "192.168.1.1", "x" * 64])
@@ -103,3 +110,68 @@ def test_digest_is_stable_and_changes_with_the_plan():
     a = plan_digest(bucket_plan(DEFAULT_BUCKETS, TEAMS))
     assert a == plan_digest(bucket_plan(DEFAULT_BUCKETS, TEAMS)) and len(a) == 8
     assert a != plan_digest(bucket_plan(DEFAULT_BUCKETS, TEAMS[:1]))
+
+
+MINIO = {"namespace": "store", "name": "objstore", "image": "minio:1", "mc_image": "mc:1", "credentials_secret": "creds",
+         "volume_size": "3Gi", "storage_class": "", "host_path": "", "resources": {"requests": {"cpu": "1"}},
+         "job_resources": {}, "pod_security": "restricted"}
+
+
+def _by_kind(objects: list[dict]) -> dict[str, dict]:
+    return {o["kind"]: o for o in objects}
+
+
+def test_minio_objects_reference_one_secret_and_one_script():
+    plan = bucket_plan(DEFAULT_BUCKETS, TEAMS)
+    objects = minio_objects(plan, MINIO)
+    assert [o["kind"] for o in objects] == ["Namespace", "Service", "StatefulSet", "ConfigMap", "Job"]
+    kinds = _by_kind(objects)
+    assert kinds["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert all(o["metadata"].get("namespace", "store") == "store" for o in objects)
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlops.platform" for o in objects)
+    # The Job runs the ConfigMap's script, named after the plan's digest; the ConfigMap holds
+    # each bucket's lifecycle as the S3 JSON that `mc ilm import` reads.
+    job, config = kinds["Job"], kinds["ConfigMap"]
+    assert job["metadata"]["name"] == config["metadata"]["name"] and job["metadata"]["name"].startswith("objstore-buckets-")
+    assert job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == config["metadata"]["name"]
+    assert config["data"]["provision.sh"] == minio_provision_script(plan)
+    assert json.loads(config["data"]["models.json"]) == lifecycle_configuration(plan[1]["lifecycle"])
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MINIO_ENDPOINT"]["value"] == "http://objstore.store.svc.cluster.local:9000"
+    server = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
+    for container in (server, job["spec"]["template"]["spec"]["containers"][0]):
+        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+        assert refs == {"creds"}
+    assert server["resources"] == {"requests": {"cpu": "1"}}
+    # Each object is its own copy: the bundle and YAML dumps never see aliases.
+    assert server["securityContext"] is not job["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+
+
+def test_minio_job_name_follows_the_plan_and_the_client_image():
+    plan = bucket_plan(DEFAULT_BUCKETS, TEAMS)
+    name = _by_kind(minio_objects(plan, MINIO))["Job"]["metadata"]["name"]
+    assert name == _by_kind(minio_objects(bucket_plan(DEFAULT_BUCKETS, TEAMS), MINIO))["Job"]["metadata"]["name"]
+    assert name != _by_kind(minio_objects(bucket_plan(DEFAULT_BUCKETS, TEAMS[:1]), MINIO))["Job"]["metadata"]["name"]
+    assert name != _by_kind(minio_objects(plan, {**MINIO, "mc_image": "mc:2"}))["Job"]["metadata"]["name"]
+
+
+@pytest.mark.parametrize(("host_path", "storage_class", "expected"), [
+    ("", "", None), ("", "fast", "fast"), ("/var/lib/v", "fast", "mlops-host-path")])
+def test_minio_volume(host_path, storage_class, expected):
+    objects = minio_objects(bucket_plan(DEFAULT_BUCKETS), {**MINIO, "host_path": host_path, "storage_class": storage_class})
+    claim = _by_kind(objects)["StatefulSet"]["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim.get("storageClassName") == expected and claim["resources"]["requests"]["storage"] == "3Gi"
+    volume = _by_kind(objects).get("PersistentVolume")
+    if host_path:
+        assert volume["spec"]["claimRef"] == {"namespace": "store", "name": "data-objstore-0"}
+        assert volume["spec"]["hostPath"]["path"] == "/var/lib/v/store-objstore"
+    else:
+        assert volume is None
+
+
+def test_minio_secret_holds_the_credentials_base64():
+    secret = minio_credentials_secret(MINIO, "root", "pässwörd-1")
+    assert (secret["metadata"]["name"], secret["metadata"]["namespace"]) == ("creds", "store")
+    assert secret["metadata"]["labels"]["app.kubernetes.io/instance"] == "objstore"
+    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
+        "MINIO_ROOT_USER": "root", "MINIO_ROOT_PASSWORD": "pässwörd-1"}
