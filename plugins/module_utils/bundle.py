@@ -24,7 +24,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     import yaml
@@ -36,6 +38,9 @@ from ansible_collections.mlops.platform.plugins.module_utils.status import readi
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
 WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 HIDDEN = "<hidden>"
+# Reads and dry-runs go out on this many connections at once: the API server answers them in
+# parallel, one connection would wait for each answer in turn.
+PLAN_CONNECTIONS = 4
 SERVER_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 # Write order of everything else, after Helm's install order: what others refer to comes first.
 # PersistentVolumes early: a claim created (by a StatefulSet) before its pre-bound volume is in
@@ -177,6 +182,9 @@ class Bundle:
         self.diffs: list[dict] = []
         self._namespaces: dict[str, bool] = {}
         self._waiting_for: dict[str, str] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._spawned: list[Client] = []
 
     # Reading ----------------------------------------------------------------------------
 
@@ -223,12 +231,15 @@ class Bundle:
             raise BundleError("; ".join(problems))
         return ready, deferred
 
-    def _plan(self, obj: dict) -> dict:
+    def _plan(self, obj: dict, client: Client) -> dict:
         """Read the object and dry-run the apply: {'obj', 'before', 'after', 'action'}."""
         meta = obj["metadata"]
-        before = self.client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         try:
-            after = self.client.apply(obj, self.field_manager, self.force, dry_run=True)
+            before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        except ApiError as exc:
+            raise BundleError(f"{key(obj)}: cannot read it: {exc}") from exc
+        try:
+            after = client.apply(obj, self.field_manager, self.force, dry_run=True)
         except ApiError as exc:
             raise BundleError(f"{key(obj)}: the API server refused it: {exc.message}") from exc
         if before is None:
@@ -240,29 +251,71 @@ class Bundle:
         return {"obj": obj, "before": before, "after": after, "action": action}
 
     def _plan_all(self, objects: list[dict]) -> list[dict]:
-        plans, problems = [], []
-        for obj in objects:
-            try:
-                plans.append(self._plan(obj))
-            except BundleError as exc:
-                problems.append(str(exc))
+        """Every object read and dry-run, several at a time; every refusal named, in bundle order."""
+        outcomes = self._each(self._plan, objects)
+        lost = [o for o in outcomes if isinstance(o, KubeError)]
+        if lost:
+            raise lost[0]
+        problems = [str(o) for o in outcomes if isinstance(o, Exception)]
         if problems:
             raise BundleError("; ".join(problems))
-        return plans
+        return outcomes
+
+    def close(self) -> None:
+        for client in [self.client, *self._spawned]:
+            client.close()
+        self._spawned = []
 
     # Writing ----------------------------------------------------------------------------
 
+    def _client(self) -> Client:
+        """This thread's own connection: requests sent at once each need one."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.client.spawn()
+            with self._lock:
+                self._spawned.append(client)
+        return client
+
+    def _each(self, work, items: list) -> list:
+        """work(item, client) for every item, several at a time; outcomes (or errors) in order."""
+        def one(item):
+            try:
+                return work(item, self._client())
+            except (BundleError, KubeError) as exc:
+                return exc
+        if len(items) < 2:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(PLAN_CONNECTIONS, len(items))) as pool:
+            return list(pool.map(one, items))
+
+    def _send(self, plan: dict, client: Client) -> dict:
+        obj = plan["obj"]
+        try:
+            plan["after"] = client.apply(obj, self.field_manager, self.force)
+        except ApiError as exc:
+            raise BundleError(f"{key(obj)}: {exc.message}") from exc
+        return plan
+
     def _write(self, plans: list[dict]) -> None:
+        """Write what changed, one kind after another in the given order, each kind's objects at once."""
+        pending = [p for p in plans if p["action"] != "unchanged" and not self.check_mode]
+        outcomes: dict[int, object] = {}
+        for rank in dict.fromkeys(install_rank(p["obj"]) for p in pending):
+            group = [p for p in pending if install_rank(p["obj"]) == rank]
+            sent = self._each(self._send, group)
+            for index, plan in enumerate(group):
+                outcomes[id(plan)] = sent[index]
+            failed = [o for o in outcomes.values() if isinstance(o, Exception)]
+            if failed:
+                for plan in plans:
+                    if isinstance(outcomes.get(id(plan)), dict):
+                        self._record(plan)
+                raise BundleError("; ".join(str(o) for o in failed) + " (refused although the dry-run passed; "
+                                  f"written before: {self._written()})")
         for plan in plans:
-            if plan["action"] != "unchanged" and not self.check_mode:
-                obj = plan["obj"]
-                try:
-                    plan["after"] = self.client.apply(obj, self.field_manager, self.force)
-                except ApiError as exc:
-                    raise BundleError(f"{key(obj)}: the API server refused it after the dry-run passed "
-                                      f"(written before it: {self._written()}): {exc.message}") from exc
-                if obj["kind"] == "Namespace":
-                    self._namespaces[obj["metadata"]["name"]] = True
+            if plan["obj"]["kind"] == "Namespace" and not self.check_mode:
+                self._namespaces[plan["obj"]["metadata"]["name"]] = True
             self._record(plan)
 
     def _written(self) -> str:
@@ -459,7 +512,7 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         raise Failed(str(exc), changes=bundle.summary()["changes"] if bundle else [], invocation=invocation) from exc
     finally:
         if bundle is not None:
-            bundle.client.close()
+            bundle.close()
     result = bundle.summary()
     if diff:
         result["diff"] = bundle.diffs

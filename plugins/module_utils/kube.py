@@ -20,6 +20,7 @@ features the platform's clusters use:
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import http.client
 import json
@@ -266,6 +267,12 @@ class Client:
             raw = f"{config.basic[0]}:{config.basic[1]}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
         self._discovery: dict[str, dict[str, dict]] = {}
+
+    def spawn(self) -> Client:
+        """Another client on its own connection, sharing the credentials, TLS context and discovery."""
+        other = copy.copy(self)
+        other._conn = None
+        return other
 
     def _ssl_context(self) -> ssl.SSLContext:
         config = self.config
