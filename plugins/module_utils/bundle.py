@@ -197,6 +197,18 @@ class Bundle:
         """(ready, deferred): deferred objects wait for a CRD or a namespace of this bundle."""
         crd_kinds = _crd_kinds(self.objects)
         bundle_namespaces = {o["metadata"]["name"] for o in self.objects if o["kind"] == "Namespace"}
+        # Every group version and namespace read once, several at a time (the clients share the cache).
+        versions = list(dict.fromkeys(o["apiVersion"] for o in self.objects))
+        for outcome in self._each(lambda version, client: client.resources(version), versions):
+            if isinstance(outcome, Exception):
+                raise outcome
+        namespaces = [n for n in dict.fromkeys(o["metadata"].get("namespace") for o in self.objects) if n]
+        found = self._each(lambda name, client: client.get("v1", "Namespace", name) is not None, namespaces)
+        for index, name in enumerate(namespaces):
+            exists = found[index]
+            if isinstance(exists, Exception):
+                raise exists
+            self._namespaces[name] = exists
         problems, ready, deferred = [], [], []
         for index, obj in enumerate(self.objects):
             info = self.client.resource(obj["apiVersion"], obj["kind"])

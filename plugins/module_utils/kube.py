@@ -25,6 +25,7 @@ import dataclasses
 import http.client
 import json
 import os
+import re
 import ssl
 import subprocess
 import tempfile
@@ -276,12 +277,15 @@ class Client:
 
     def _ssl_context(self) -> ssl.SSLContext:
         config = self.config
-        context = ssl.create_default_context()
+        # The system's CA store only when the kubeconfig names no CA: loading it costs 20 ms.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if config.insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         elif config.ca_data:
             context.load_verify_locations(cadata=config.ca_data.decode())
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
         if config.cert_data and config.key_data:
             # ssl can only load a client certificate from files: write them 0600, load, remove.
             with tempfile.TemporaryDirectory(prefix="mlops-kube-") as directory:
@@ -436,11 +440,38 @@ API_INFO_SPEC = {
     "context": {"type": "str"},
     "wait_timeout": {"type": "int", "default": 0},
     "required": {"type": "bool", "default": True},
+    "version_min": {"type": "str"},
+    "version_max": {"type": "str"},
 }
+
+
+def _minor(version: str, what: str) -> tuple[int, int]:
+    """(major, minor) of 'v1.33.13', '1.33' or '1.33+'."""
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    if not match:
+        raise Failed(f"{what}: cannot read a Kubernetes version (major.minor) from {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _check_version(params: dict, host: str, version: dict) -> None:
+    """Fail when the server's version is outside [version_min, version_max] (major.minor, inclusive)."""
+    low, high = params.get("version_min"), params.get("version_max")
+    if not low and not high:
+        return
+    bounds = (_minor(low, "version_min") if low else (0, 0), _minor(high, "version_max") if high else (9999, 0))
+    git_version = version.get("gitVersion") or f"{version.get('major')}.{version.get('minor')}"
+    if not bounds[0] <= _minor(git_version, f"the version of the API server at {host}") <= bounds[1]:
+        raise Failed(f"the API server at {host} runs Kubernetes {git_version}, outside the supported "
+                     f"range {low or 'any'}-{high or 'any'}: use a cluster in that range, or widen the range "
+                     "(cluster_version_min/cluster_version_max of the cluster role) if you accept the risk",
+                     host=host, version=version)
 
 
 def api_info(params: dict, check_mode: bool = False, diff: bool = False) -> dict:
     """The k8s_api_info task: read /version, retrying every second up to wait_timeout."""
+    for option in ("version_min", "version_max"):
+        if params.get(option):
+            _minor(params[option], option)
     deadline = time.monotonic() + params["wait_timeout"]
     host, error = None, ""
     while True:
@@ -449,9 +480,11 @@ def api_info(params: dict, check_mode: bool = False, diff: bool = False) -> dict
             host = config.server
             client = Client(config, timeout=10)
             try:
-                return {"changed": False, "available": True, "host": host, "version": client.version()}
+                version = client.version()
             finally:
                 client.close()
+            _check_version(params, host, version)
+            return {"changed": False, "available": True, "host": host, "version": version}
         except KubeError as exc:
             error = str(exc)
         if time.monotonic() >= deadline:

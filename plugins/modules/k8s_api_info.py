@@ -31,6 +31,14 @@ options:
     description: Fail when the server does not answer in time.
     type: bool
     default: true
+  version_min:
+    description:
+      - Lowest supported Kubernetes version, C(major.minor). A server that answers with an older
+        version fails the task, also when O(required=false).
+    type: str
+  version_max:
+    description: Highest supported Kubernetes version, C(major.minor), inclusive; as O(version_min).
+    type: str
 attributes:
   check_mode:
     support: full

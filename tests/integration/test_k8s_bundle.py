@@ -213,6 +213,18 @@ def test_api_info_reports_the_version_and_an_unreachable_server(kubeconfig, tmp_
     assert required["failed"] and "does not answer" in required["msg"]
 
 
+def test_api_info_fails_on_a_version_outside_the_range(kubeconfig, tmp_path):
+    """The offline cluster runs 1.33: inside 1.27-1.33, outside 1.27-1.30 and 1.34-1.35, also when not required."""
+    inside, old, new, bad = run_module(
+        "mlops.platform.k8s_api_info", tmp_path, {"kubeconfig": kubeconfig, "version_min": "1.27", "version_max": "1.33"},
+        {"kubeconfig": kubeconfig, "version_min": "1.27", "version_max": "1.30", "required": False},
+        {"kubeconfig": kubeconfig, "version_min": "1.34"}, {"kubeconfig": kubeconfig, "version_max": "one"})[0]
+    assert inside["available"] and not inside.get("failed")
+    assert old["failed"] and "runs Kubernetes v1.33." in old["msg"] and "outside the supported range 1.27-1.30" in old["msg"]
+    assert new["failed"] and "outside the supported range 1.34-any" in new["msg"]
+    assert bad["failed"] and "version_max: cannot read a Kubernetes version" in bad["msg"]
+
+
 def test_the_module_runs_as_a_module_over_a_non_local_connection(kubeconfig, namespace, tmp_path):
     """Over the local connection the action runs the logic in the task worker; otherwise the module runs."""
     definitions = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m", "namespace": namespace}, "data": {"a": "1"}}]

@@ -69,6 +69,12 @@ def test_check_mode_before_the_cluster_and_on_an_empty_cluster_predicts_and_writ
 
 def test_verify_then_teardown(ansible_playbook, lifecycle_cluster):
     args, kubeconfig = lifecycle_cluster
+    # A cluster outside the supported versions stops the run in the cluster role, before any role applies.
+    unsupported = ansible_playbook("playbooks/site.yml", *args, "-e", "cluster_version_max=1.30")
+    assert unsupported.returncode != 0
+    assert "runs Kubernetes v1.33." in unsupported.stdout and "outside the supported range 1.27-1.30" in unsupported.stdout
+    assert labelled(kubeconfig) == []
+
     converge = ansible_playbook("playbooks/site.yml", *args)
     assert converge.returncode == 0, converge.stdout[-4000:]
 
