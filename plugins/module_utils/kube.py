@@ -4,7 +4,8 @@
 
 Why not the kubernetes Python client: importing it costs about 0.45 s per module call on the
 machines we measured, more than the whole of a no-op apply of a team's objects. This client
-speaks the API directly over one kept-alive HTTPS connection and covers the kubeconfig
+speaks the API directly over kept-alive HTTPS connections (one per Client; spawn()
+makes another sharing credentials and discovery) and covers the kubeconfig
 features the platform's clusters use:
 
 - cluster: ``server``, ``certificate-authority``/``-data``, ``insecure-skip-tls-verify``,
@@ -248,7 +249,7 @@ def split_api_version(api_version: str) -> tuple[str, str]:
 
 
 class Client:
-    """One kept-alive connection to the API server, with discovery cached per group version."""
+    """One kept-alive connection to the API server, with discovery cached per group version (shared by spawn())."""
 
     def __init__(self, config: Config, timeout: float = 60):
         self.config = config

@@ -11,8 +11,9 @@ short_description: Server-side apply a list of Kubernetes objects in one call, c
 version_added: 0.2.0
 description:
   - Applies every object of O(definitions) with server-side apply under one field manager, over
-    one kept-alive connection, without the kubernetes Python client (its import alone costs more
-    than a no-op apply of a team's objects).
+    kept-alive connections, without the kubernetes Python client (its import alone costs more
+    than a no-op apply of a team's objects). Reads, dry-runs and the writes of each kind go out
+    four at a time, each on its own connection; the order between kinds is kept.
   - "Nothing half-applied: every definition is checked, every kind discovered, and every object
     that can be sent is dry-run (C(dryRun=All)) before the first write. An object whose dry-run
     equals the server's copy is unchanged and is not written, so C(changed) is the truth."
