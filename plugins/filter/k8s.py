@@ -9,13 +9,12 @@
 
 from __future__ import annotations
 
-from ansible_collections.mlops.platform.plugins.module_utils.k8s_results import changed_objects, mismatches, object_key
-from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_filters
 
 
 class FilterModule:
     """Kubernetes result filters."""
 
     def filters(self):
-        filters = {"k8s_object_key": object_key, "k8s_changes": changed_objects, "k8s_mismatches": mismatches}
-        return {name: plain_args(func) for name, func in filters.items()}
+        return plain_filters("k8s_results", {"k8s_object_key": "object_key", "k8s_changes": "changed_objects",
+                                             "k8s_mismatches": "mismatches"})

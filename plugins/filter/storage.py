@@ -16,38 +16,25 @@
 
 from __future__ import annotations
 
-from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-from ansible_collections.mlops.platform.plugins.module_utils.quantity import is_quantity
-from ansible_collections.mlops.platform.plugins.module_utils.storage import (
-    bucket_errors,
-    bucket_names,
-    bucket_plan,
-    lifecycle_configuration,
-    lifecycle_tasks,
-    minio_credentials_secret,
-    minio_objects,
-    minio_provision_script,
-    plan_digest,
-    prefix_objects,
-)
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_filters
 
 
 class FilterModule:
     """Storage filters."""
 
     def filters(self):
-        filters = {
-            "storage_bucket_errors": bucket_errors,
-            "storage_bucket_plan": bucket_plan,
-            "storage_bucket_names": bucket_names,
-            "storage_lifecycle_configuration": lifecycle_configuration,
-            "storage_lifecycle_rows": lifecycle_tasks,
-            "storage_prefix_objects": prefix_objects,
-            "storage_minio_script": minio_provision_script,
-            "storage_minio_objects": minio_objects,
-            "storage_minio_secret": minio_credentials_secret,
-            "storage_digest": plan_digest,
-            "is_k8s_quantity": is_quantity,
+        return {
+            **plain_filters("storage", {
+                "storage_bucket_errors": "bucket_errors",
+                "storage_bucket_plan": "bucket_plan",
+                "storage_bucket_names": "bucket_names",
+                "storage_lifecycle_configuration": "lifecycle_configuration",
+                "storage_lifecycle_rows": "lifecycle_tasks",
+                "storage_prefix_objects": "prefix_objects",
+                "storage_minio_script": "minio_provision_script",
+                "storage_minio_objects": "minio_objects",
+                "storage_minio_secret": "minio_credentials_secret",
+                "storage_digest": "plan_digest",
+            }),
+            **plain_filters("quantity", {"is_k8s_quantity": "is_quantity"}),
         }
-        # Plain copies of the arguments: lazily templated values re-template on every read.
-        return {name: plain_args(func) for name, func in filters.items()}

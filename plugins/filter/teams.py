@@ -15,37 +15,29 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-from ansible_collections.mlops.platform.plugins.module_utils.teams import (
-    access_matrix,
-    access_reviews,
-    normalize_teams,
-    render_teams,
-    stale_objects,
-    team_namespaces,
-    validate_teams,
-)
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_filters
+
+FILTERS = plain_filters("teams", {
+    "team_errors": "validate_teams",
+    "teams_normalized": "normalize_teams",
+    "team_namespaces": "team_namespaces",
+    "team_render": "render_teams",
+    "team_stale_objects": "stale_objects",
+    "team_access_reviews": "access_reviews",
+    "team_access_matrix": "access_matrix",
+})
 
 
 def team_objects(teams, settings, defaults=None):
-    errors = validate_teams(teams, defaults)
+    errors = FILTERS["team_errors"](teams, defaults)
     if errors:
         # The role validates first; this guards direct use of the filter.
         raise AnsibleFilterError("invalid teams:\n" + "\n".join(errors))
-    return render_teams(teams, settings, defaults)
+    return FILTERS["team_render"](teams, settings, defaults)
 
 
 class FilterModule:
     """Team model filters."""
 
     def filters(self):
-        filters = {
-            "team_errors": validate_teams,
-            "teams_normalized": normalize_teams,
-            "team_namespaces": team_namespaces,
-            "team_objects": team_objects,
-            "team_stale_objects": stale_objects,
-            "team_access_reviews": access_reviews,
-            "team_access_matrix": access_matrix,
-        }
-        return {name: plain_args(func) for name, func in filters.items()}
+        return {**{k: v for k, v in FILTERS.items() if k != "team_render"}, "team_objects": team_objects}

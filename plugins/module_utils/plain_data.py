@@ -11,6 +11,7 @@ lists and strs, then compute on those.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,3 +41,26 @@ def plain_args(func: Callable) -> Callable:
         return func(*map(plain, args), **{k: plain(v) for k, v in kwargs.items()})
 
     return wrapper
+
+
+PACKAGE = "ansible_collections.mlops.platform.plugins.module_utils."
+
+
+def plain_filters(module: str, names: Mapping[str, str]) -> dict[str, Callable]:
+    """Filters {filter name: function name of module_utils/<module>.py}, each with plain arguments.
+
+    The module is imported at the first call, not when the filter file is loaded: every task
+    worker that uses any of the collection's filters loads every filter file, and the
+    collection loader compiles each imported source anew (no bytecode cache), about 10 ms
+    for a large module; eager imports cost that in every worker.
+    """
+
+    def lazy(name: str) -> Callable:
+        def call(*args, **kwargs):
+            func = getattr(importlib.import_module(PACKAGE + module), name)
+            return func(*map(plain, args), **{k: plain(v) for k, v in kwargs.items()})
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    return {filter_name: lazy(name) for filter_name, name in names.items()}
