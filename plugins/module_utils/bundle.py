@@ -460,7 +460,8 @@ def record(directory: str, name: str, definitions: list[dict]) -> str:
 
 
 ARGUMENT_SPEC = {
-    "definitions": {"type": "list", "elements": "dict", "required": True},
+    "definitions": {"type": "list", "elements": "dict", "default": []},
+    "src": {"type": "path"},
     "field_manager": {"type": "str", "default": "mlops.platform"},
     "force_conflicts": {"type": "bool", "default": True},
     "wait": {"type": "bool", "default": False},
@@ -479,6 +480,25 @@ ARGUMENT_SPEC = {
     "context": {"type": "str"},
     "cluster_exists": {"type": "bool", "default": True},
 }
+
+
+def load_definitions(path: str) -> list:
+    """The objects of a YAML file: every document, the items of a List."""
+    if yaml is None:
+        raise KubeError("src needs PyYAML (pip install PyYAML)")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            documents = list(yaml.load_all(handle, Loader=loader))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KubeError(f"src: cannot read {path}: {exc}") from exc
+    objects = []
+    for document in documents:
+        if isinstance(document, dict) and str(document.get("kind", "")).endswith("List") and "items" in document:
+            objects.extend(document.get("items") or [])
+        elif document is not None:
+            objects.append(document)
+    return objects
 
 
 def masked_params(params: dict) -> dict:
@@ -506,6 +526,11 @@ def cluster_pending(params: dict, check_mode: bool, invocation: dict) -> dict:
 def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
     """The whole k8s_bundle task: returns its result or raises Failed."""
     invocation = {"module_args": masked_params(params)}
+    if params.get("src"):
+        try:
+            params = {**params, "definitions": list(params["definitions"] or []) + load_definitions(params["src"]), "src": None}
+        except KubeError as exc:
+            raise Failed(str(exc), changes=[], invocation=invocation) from exc
     if not params["cluster_exists"]:
         return cluster_pending(params, check_mode, invocation)
     bundle = None

@@ -35,7 +35,14 @@ options:
     description: The objects, each with C(apiVersion), C(kind) and C(metadata.name) (and C(metadata.namespace) when namespaced).
     type: list
     elements: dict
-    required: true
+    default: []
+  src:
+    description:
+      - A YAML file of more objects (several documents, or C(kind) C(List) with C(items)), applied
+        after O(definitions) in the same call.
+      - Read on the controller; a relative path is looked up like the C(src) of M(ansible.builtin.copy)
+        (the role's C(files/) first). Cheaper than a O(definitions) list templated from a file lookup.
+    type: path
   field_manager:
     description: The server-side apply field manager.
     type: str
@@ -127,6 +134,10 @@ EXAMPLES = r"""
     definitions: "{{ minio_objects }}"
     wait: true
     wait_timeout: 300
+
+- name: Apply the CRDs of the role's files/crds.yaml (read on the controller)
+  mlops.platform.k8s_bundle:
+    src: crds.yaml
 """
 
 RETURN = r"""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar
 
+from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
@@ -48,5 +49,8 @@ class ControllerAction(ActionBase):
                                            bool(self._play_context.diff)))
         except Failed as exc:
             result.update(exc.result, failed=True, msg=exc.msg)
+        # As a module's result (ansible-core 2.21): the arguments only with inject_invocation.
+        if not C.config.get_config_value("INJECT_INVOCATION", variables=task_vars or {}):
+            result.pop("invocation", None)
         result.setdefault("changed", False)
         return result

@@ -254,3 +254,20 @@ def test_tls_server_name_is_the_name_checked_in_the_certificate(kubeconfig, tmp_
         else:
             with pytest.raises(KubeError, match="certificate"):
                 client.version()
+
+
+def test_src_file_objects_join_the_definitions_and_a_missing_file_is_named(kubeconfig, api_client, namespace, tmp_path):
+    """src: a List document and a plain document, applied after definitions; read on the controller."""
+    import yaml
+
+    def configmap_def(name):
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": {"a": name}}
+
+    src = tmp_path / "objects.yaml"
+    src.write_text(yaml.safe_dump_all([{"apiVersion": "v1", "kind": "List", "items": [configmap_def("from-list")]},
+                                       configmap_def("from-doc")]))
+    result = call(kubeconfig, tmp_path, [configmap_def("inline")], src=str(src))
+    assert result["changes"] == [f"created ConfigMap/{namespace}/{n}" for n in ("inline", "from-list", "from-doc")], result
+    assert configmap(api_client, namespace, "from-list").data == {"a": "from-list"}
+    missing = call(kubeconfig, tmp_path, [], src=str(tmp_path / "absent.yaml"))
+    assert missing["failed"] and "src:" in missing["msg"] and "absent.yaml" in missing["msg"]
