@@ -23,8 +23,10 @@ class ActionModule(ControllerAction):
         if src:
             try:
                 objects = load_definitions(self._find_needle("files", src))
-            except (AnsibleError, KubeError) as exc:
-                return {"failed": True, "changed": False, "msg": f"src: {exc}"}
+            except AnsibleError as exc:
+                return {"failed": True, "changed": False, "msg": f"src: {src} is not a file on the controller: {exc}"}
+            except KubeError as exc:
+                return {"failed": True, "changed": False, "msg": str(exc)}
             args = dict(self._task.args)
             args.pop("src")
             args["definitions"] = list(args.get("definitions") or []) + objects
