@@ -9,6 +9,7 @@ import stat
 import pytest
 import yaml
 from ansible_collections.mlops.platform.plugins.module_utils import bundle as bd
+from ansible_collections.mlops.platform.plugins.module_utils import kube
 from ansible_collections.mlops.platform.plugins.module_utils.kube import Config, KubeError
 
 
@@ -120,3 +121,19 @@ def test_change_ignores_bookkeeping_but_not_ownership():
     taken = json.loads(json.dumps(base))
     taken["metadata"]["managedFields"][0]["manager"] = "kubectl"
     assert bd.normalized(base) != bd.normalized(taken)
+
+
+@pytest.mark.parametrize(("version", "inside"), [
+    ({"gitVersion": "v1.33.13"}, True),
+    ({"gitVersion": "v1.30.2-eks-1234abc"}, True),
+    ({"major": "1", "minor": "27+"}, True),
+    ({"gitVersion": "v1.26.9"}, False),
+    ({"gitVersion": "v1.34.0"}, False),
+])
+def test_version_range_accepts_provider_suffixes_and_refuses_outside(version, inside):
+    params = {"version_min": "1.27", "version_max": "1.33"}
+    if inside:
+        kube._check_version(params, "https://api", version)
+    else:
+        with pytest.raises(kube.Failed, match=r"outside the supported range 1\.27-1\.33"):
+            kube._check_version(params, "https://api", version)
