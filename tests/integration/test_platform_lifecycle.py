@@ -72,7 +72,8 @@ def test_verify_then_teardown(ansible_playbook, lifecycle_cluster):
     # A cluster outside the supported versions stops the run in the cluster role, before any role applies.
     unsupported = ansible_playbook("playbooks/site.yml", *args, "-e", "cluster_version_max=1.30")
     assert unsupported.returncode != 0
-    assert "runs Kubernetes v1.33." in unsupported.stdout and "outside the supported range 1.27-1.30" in unsupported.stdout
+    said = unsupported.stdout + unsupported.stderr  # stderr: the error on one line (stdout wraps it)
+    assert "runs Kubernetes v1.33." in said and "outside the supported range 1.27-1.30" in said
     assert labelled(kubeconfig) == []
 
     converge = ansible_playbook("playbooks/site.yml", *args)
