@@ -185,6 +185,7 @@ class Bundle:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._spawned: list[Client] = []
+        self._new_kinds: set[tuple[str, str]] = set()
 
     # Reading ----------------------------------------------------------------------------
 
@@ -250,10 +251,17 @@ class Bundle:
             before = client.get(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
         except ApiError as exc:
             raise BundleError(f"{key(obj)}: cannot read it: {exc}") from exc
-        try:
-            after = client.apply(obj, self.field_manager, self.force, dry_run=True)
-        except ApiError as exc:
-            raise BundleError(f"{key(obj)}: the API server refused it: {exc.message}") from exc
+        deadline = time.monotonic() + self.crd_timeout
+        while True:
+            try:
+                after = client.apply(obj, self.field_manager, self.force, dry_run=True)
+                break
+            except ApiError as exc:
+                # A kind whose CRD this call has just established can answer 404 for a moment.
+                if exc.status == 404 and (obj["apiVersion"], obj["kind"]) in self._new_kinds and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                raise BundleError(f"{key(obj)}: the API server refused it: {exc.message}") from exc
         if before is None:
             action = "created"
         elif normalized(before) == normalized(after):
@@ -361,8 +369,23 @@ class Bundle:
                 if time.monotonic() > deadline:
                     raise BundleError(f"CRDs not established after {self.crd_timeout:.0f} s: {', '.join(sorted(waiting))}")
                 time.sleep(min(self.poll, 0.2))
-        for version in {f"{c['spec']['group']}/{v['name']}" for c in crds for v in c["spec"].get("versions") or []}:
-            self.client.resources(version, refresh=True)
+        # Discovery can list a new kind a moment after Established is set (later under
+        # load): wait until every served version lists its kind, within the same deadline.
+        wanted: dict[str, set] = {}
+        for crd in crds:
+            for version in crd["spec"].get("versions") or []:
+                if version.get("served", True):
+                    group_version = f"{crd['spec']['group']}/{version['name']}"
+                    wanted.setdefault(group_version, set()).add(crd["spec"]["names"]["kind"])
+                    self._new_kinds.add((group_version, crd["spec"]["names"]["kind"]))
+        while True:
+            missing = sorted(f"{kind} ({group_version})" for group_version, kinds in wanted.items()
+                             for kind in kinds - set(self.client.resources(group_version, refresh=True)))
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise BundleError(f"CRDs established but not served after {self.crd_timeout:.0f} s: {', '.join(missing)}")
+            time.sleep(min(self.poll, 0.2))
 
     def _wait_ready(self) -> list[str]:
         """Wait until the bundle's workloads are ready; returns what is still not ready."""

@@ -84,7 +84,7 @@ def configmap(api_client, ns: str, name: str = "settings"):
 
 def test_creates_everything_then_reports_no_change_then_exactly_one_update(kubeconfig, api_client, bundle_ns, tmp_path):
     first = call(kubeconfig, tmp_path, objects(bundle_ns))
-    assert first["changed"] and first["counts"]["created"] == 5, first
+    assert first["changed"] and first["counts"]["created"] == 5, first.get("msg", first)
     # CRD and namespace first, the Widget after the CRD was established.
     order = [o["kind"] for o in first["objects"]]
     assert order.index("CustomResourceDefinition") < order.index("Widget")

@@ -54,7 +54,7 @@ def test_specs_one_per_namespace_and_secret_with_training_keys_only_where_traini
     specs = secrets_specs(ROWS, SETTINGS)
     assert [(s["namespace"], s["secret"]["name"]) for s in specs] == [
         ("team-a", "ml-platform"), ("team-a", "ghcr"), ("team-b", "ml-platform"), ("mlflow", "mlflow-database-secret")]
-    training, _, serving, _ = specs
+    training, serving = specs[0], specs[2]
     assert training["secret"]["data"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"  # empty: the S3 endpoint
     assert "MLFLOW_TRACKING_URI" not in serving["secret"]["data"] and "missing_training" not in serving
     assert training["missing"] == ["secrets_s3.region"] and training["missing_training"] == ["secrets_mlflow.tracking_password"]
