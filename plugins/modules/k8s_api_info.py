@@ -17,12 +17,6 @@ description:
 author:
   - mlops.platform maintainers (@mlops-platform)
 options:
-  kubeconfig:
-    description: Path to the kubeconfig; C(KUBECONFIG) or C(~/.kube/config) otherwise.
-    type: path
-  context:
-    description: The kubeconfig context; its current context otherwise.
-    type: str
   wait_timeout:
     description: Seconds to keep retrying; C(0) tries once.
     type: int
@@ -39,6 +33,8 @@ options:
   version_max:
     description: Highest supported Kubernetes version, C(major.minor), inclusive; as O(version_min).
     type: str
+extends_documentation_fragment:
+  - mlops.platform.kube
 attributes:
   check_mode:
     support: full

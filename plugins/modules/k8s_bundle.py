@@ -94,12 +94,6 @@ options:
     description: A label for the bundle, used in the O(render_dir) file name.
     type: str
     default: bundle
-  kubeconfig:
-    description: Path to the kubeconfig; C(KUBECONFIG), C(~/.kube/config) or the in-cluster service account otherwise.
-    type: path
-  context:
-    description: The kubeconfig context; its current context otherwise.
-    type: str
   cluster_exists:
     description:
       - Set to C(false) in check mode before the cluster exists (the cluster role would create it and
@@ -107,9 +101,8 @@ options:
       - Outside check mode C(false) fails.
     type: bool
     default: true
-notes:
-  - Supports C(client-certificate)/C(client-key), tokens, C(tokenFile), basic auth and exec
-    credential plugins (C(aws eks get-token)). C(auth-provider) users are refused. Proxies are not used.
+extends_documentation_fragment:
+  - mlops.platform.kube
 attributes:
   check_mode:
     support: full

@@ -35,6 +35,8 @@ author:
   - mlops.platform maintainers (@mlops-platform)
 requirements:
   - PyYAML >= 3.11
+extends_documentation_fragment:
+  - mlops.platform.kube
 attributes:
   check_mode:
     support: full
@@ -80,12 +82,6 @@ options:
       - Outside check mode C(false) fails.
     type: bool
     default: true
-  kubeconfig:
-    description: Path to the kubeconfig; C(KUBECONFIG), C(~/.kube/config) or the in-cluster service account otherwise.
-    type: path
-  context:
-    description: The kubeconfig context; its current context otherwise.
-    type: str
   state:
     description:
       - V(present) applies the SeldonRuntime and the O(servers); V(absent) deletes them (Servers first).
