@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import base64
-import re
+
+from ansible_collections.mlops.platform.plugins.module_utils.kube import parse_minor
 
 TOKEN_PREFIX = "k8s-aws-v1."
 # STS presigned URLs for EKS are accepted for 15 minutes; ask for the longest allowed.
 TOKEN_EXPIRES = 900
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
 
 class EksError(Exception):
@@ -18,10 +18,10 @@ class EksError(Exception):
 
 
 def minor_version(version: str) -> tuple[int, int]:
-    match = _VERSION.match(version or "")
-    if not match:
+    parsed = parse_minor(version)
+    if parsed is None:
         raise EksError(f"cannot read a Kubernetes version from {version!r}")
-    return int(match.group(1)), int(match.group(2))
+    return parsed
 
 
 def check_cluster(cluster: dict, name: str, version_min: str, version_max: str) -> None:

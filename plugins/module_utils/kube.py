@@ -446,12 +446,17 @@ API_INFO_SPEC = {
 }
 
 
-def _minor(version: str, what: str) -> tuple[int, int]:
-    """(major, minor) of 'v1.33.13', '1.33' or '1.33+'."""
+def parse_minor(version: str) -> tuple[int, int] | None:
+    """(major, minor) of 'v1.33.13', 'v1.30.2-eks-1', '1.33' or '1.33+'; None when it is none of those."""
     match = re.match(r"v?(\d+)\.(\d+)", version or "")
-    if not match:
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _minor(version: str, what: str) -> tuple[int, int]:
+    parsed = parse_minor(version)
+    if parsed is None:
         raise Failed(f"{what}: cannot read a Kubernetes version (major.minor) from {version!r}")
-    return int(match.group(1)), int(match.group(2))
+    return parsed
 
 
 def _check_version(params: dict, host: str, version: dict) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import canonical_quantity, format_quantity, parse_quantity
+from ansible_collections.mlops.platform.plugins.module_utils.volumes import claim_spec, host_path_volume
 
 # Where the auth ini is mounted in the server container (a key of the server Secret).
 AUTH_CONFIG_FILE = "basic_auth.ini"
@@ -296,22 +297,6 @@ def labels(instance: str, **extra: str) -> dict[str, str]:
     return out
 
 
-def _volume(ns: str, claim_owner: str, pg: Mapping[str, Any], obj_labels: dict) -> dict:
-    """A node directory for the claim of replica 0, on clusters without a provisioner."""
-    return {
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": f"{ns}-{claim_owner}-data", "labels": obj_labels},
-        "spec": {
-            "capacity": {"storage": pg["volume_size"]},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "mlops-host-path",
-            "claimRef": {"namespace": ns, "name": f"data-{claim_owner}-0"},
-            "hostPath": {"path": f"{pg['host_path']}/{ns}-{claim_owner}", "type": "DirectoryOrCreate"},
-        },
-    }
-
-
 def _postgresql(s: Mapping[str, Any]) -> list[dict]:
     ns, name, pg = s["namespace"], s["name"], s["postgresql"]
     pg_name = f"{name}-postgresql"
@@ -321,13 +306,8 @@ def _postgresql(s: Mapping[str, Any]) -> list[dict]:
     env = [*(_secret_env(var, secret, key) for var, key in
              (("POSTGRES_USER", "username"), ("POSTGRES_PASSWORD", "password"), ("POSTGRES_DB", "database"))),
            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}]
-    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
-    if pg.get("host_path"):
-        claim["storageClassName"] = "mlops-host-path"
-    elif pg.get("storage_class"):
-        claim["storageClassName"] = pg["storage_class"]
-    claim["resources"] = {"requests": {"storage": pg["volume_size"]}}
-    objects = [_volume(ns, pg_name, pg, db_labels)] if pg.get("host_path") else []
+    claim = claim_spec(pg["volume_size"], pg.get("host_path") or "", pg.get("storage_class") or "")
+    objects = [host_path_volume(ns, pg_name, pg["volume_size"], pg["host_path"], db_labels)] if pg.get("host_path") else []
     objects += [{
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": pg_name, "namespace": ns, "labels": db_labels},

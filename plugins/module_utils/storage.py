@@ -27,6 +27,7 @@ import shlex
 from typing import Any
 
 from ansible_collections.mlops.platform.plugins.module_utils.teams import normalize_teams
+from ansible_collections.mlops.platform.plugins.module_utils.volumes import claim_spec, host_path_volume
 
 BUCKET_KEYS = {"name", "versioning", "team_prefixes", "lifecycle", "tags", "description"}
 RULE_KEYS = {
@@ -284,12 +285,7 @@ def minio_objects(plan: list[dict], settings: dict | None = None) -> list[dict]:
     job_name = f"{name}-buckets-{plan_digest([script, lifecycles, s['mc_image']])}"
     credentials = _credentials_env(s["credentials_secret"])
 
-    claim_spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"]}
-    if s["host_path"]:
-        claim_spec["storageClassName"] = "mlops-host-path"
-    elif s["storage_class"]:
-        claim_spec["storageClassName"] = s["storage_class"]
-    claim_spec["resources"] = {"requests": {"storage": s["volume_size"]}}
+    claim = claim_spec(s["volume_size"], s["host_path"], s["storage_class"])
 
     objects: list[dict] = [{
         "apiVersion": "v1", "kind": "Namespace",
@@ -297,19 +293,7 @@ def minio_objects(plan: list[dict], settings: dict | None = None) -> list[dict]:
                                             "pod-security.kubernetes.io/enforce-version": "latest"}},
     }]
     if s["host_path"]:
-        # A node directory for the claim of replica 0, on clusters without a provisioner.
-        objects.append({
-            "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": f"{ns}-{name}-data", "labels": minio_labels(name)},
-            "spec": {
-                "capacity": {"storage": s["volume_size"]},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "mlops-host-path",
-                "claimRef": {"namespace": ns, "name": f"data-{name}-0"},
-                "hostPath": {"path": f"{s['host_path']}/{ns}-{name}", "type": "DirectoryOrCreate"},
-            },
-        })
+        objects.append(host_path_volume(ns, name, s["volume_size"], s["host_path"], minio_labels(name)))
     objects += [{
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": ns, "labels": server_labels},
@@ -343,7 +327,7 @@ def minio_objects(plan: list[dict], settings: dict | None = None) -> list[dict]:
                     }],
                 },
             },
-            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": minio_labels(name)}, "spec": claim_spec}],
+            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": minio_labels(name)}, "spec": claim}],
         },
     }, {
         "apiVersion": "v1", "kind": "ConfigMap",
