@@ -19,6 +19,7 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain
 
 PREFIX = "mlops.platform."
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -102,7 +103,8 @@ class ActionModule(ActionBase):
             for name in spec:
                 if name in task_vars:
                     try:
-                        values[name] = self._templar.template(task_vars[name])
+                        # Plain data: the validator deep-copies its input, slow for tagged values.
+                        values[name] = plain(self._templar.template(task_vars[name]))
                     except AnsibleError as exc:
                         errors.append(f"{role}: {name}: {exc.message}. Fix: define what it refers to")
             errors.extend(spec_errors(role, spec, values))

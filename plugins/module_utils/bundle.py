@@ -125,12 +125,10 @@ def normalized(obj: dict | None) -> dict | None:
     """What a change is measured on: no status, no server bookkeeping, no managed-field times."""
     if obj is None:
         return None
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
-    meta = out.get("metadata") or {}
-    fields = meta.get("managedFields") or []
-    for name in SERVER_META:
-        meta.pop(name, None)
+    # Copies of the two levels that change; the rest is shared with obj, only compared.
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in SERVER_META}
+    fields = (obj.get("metadata") or {}).get("managedFields") or []
     # Ownership still counts: who manages which fields, minus the time it last happened. The
     # server adds a "before-first-apply" entry to a dry-run against an object with no managed
     # fields at all (a bare Namespace) and drops it again on the real apply: not a change.
@@ -182,9 +180,10 @@ class Bundle:
         self.diffs: list[dict] = []
         self._namespaces: dict[str, bool] = {}
         self._waiting_for: dict[str, str] = {}
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._spawned: list[Client] = []
+        # Connections not in use: the first client, then the ones spawned for work sent at once.
+        self._idle: list[Client] = [client]
         self._new_kinds: set[tuple[str, str]] = set()
 
     # Reading ----------------------------------------------------------------------------
@@ -199,7 +198,10 @@ class Bundle:
         crd_kinds = _crd_kinds(self.objects)
         bundle_namespaces = {o["metadata"]["name"] for o in self.objects if o["kind"] == "Namespace"}
         # Every group version and namespace read once, several at a time (the clients share the cache).
+        # The first on this connection alone: its answer brings the TLS session the others resume.
         versions = list(dict.fromkeys(o["apiVersion"] for o in self.objects))
+        if versions:
+            self.client.resources(versions[0])
         for outcome in self._each(lambda version, client: client.resources(version), versions):
             if isinstance(outcome, Exception):
                 raise outcome
@@ -285,25 +287,33 @@ class Bundle:
         for client in [self.client, *self._spawned]:
             client.close()
         self._spawned = []
+        self._idle = [self.client]
 
     # Writing ----------------------------------------------------------------------------
 
-    def _client(self) -> Client:
-        """This thread's own connection: requests sent at once each need one."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = self.client.spawn()
-            with self._lock:
-                self._spawned.append(client)
-        return client
+    def _checkout(self) -> Client:
+        """A connection of its own for one piece of work: an idle one, or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            client = self.client.spawn()
+            self._spawned.append(client)
+            return client
 
     def _each(self, work, items: list) -> list:
-        """work(item, client) for every item, several at a time; outcomes (or errors) in order."""
+        """work(item, client) for every item, several at a time; outcomes (or errors) in order.
+
+        At most PLAN_CONNECTIONS connections, the first client's included, kept for the next call.
+        """
         def one(item):
+            client = self._checkout()
             try:
-                return work(item, self._client())
+                return work(item, client)
             except (BundleError, KubeError) as exc:
                 return exc
+            finally:
+                with self._lock:
+                    self._idle.append(client)
         if len(items) < 2:
             return [one(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(PLAN_CONNECTIONS, len(items))) as pool:

@@ -18,7 +18,10 @@ def test_the_apply_is_one_no_log_bundle_call_followed_by_one_report():
     tasks = _tasks("main.yml")
     bundles = [i for i, t in enumerate(tasks) if "mlops.platform.k8s_bundle" in t]
     assert len(bundles) == 1
-    apply, report = tasks[bundles[0]], tasks[bundles[0] + 1]
+    apply, end, report = tasks[bundles[0]:bundles[0] + 3]
+    # A no-op (the apply ran and changed nothing) ends the role before the report, on the controller.
+    assert end["ansible.builtin.meta"] == "end_role"
+    assert end["when"] == f"{apply['register']}.counts is defined and not ({apply['register']}.changed | default(false))"
     args = apply["mlops.platform.k8s_bundle"]
     assert args["name"] == "secrets" and args["render_dir"] == "{{ mlops_render_dir | default(omit) }}"
     assert {"kubeconfig", "context", "cluster_exists", "definitions"} <= set(args)

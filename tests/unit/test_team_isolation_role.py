@@ -88,7 +88,10 @@ def _render(expression: str, **overrides):
 
 
 def test_converge_is_one_bundle_call_guarded_by_the_checks_then_one_report():
-    apply, report = _tasks("main.yml")
+    apply, end, report = _tasks("main.yml")
+    # A no-op (the apply ran and changed nothing) ends the role before the report, on the controller.
+    assert end["ansible.builtin.meta"] == "end_role"
+    assert apply["register"] in end["when"] and "changes" in end["when"]
     bundle = apply["mlops.platform.k8s_bundle"]
     assert bundle["name"] == "team_isolation"
     assert bundle["render_dir"] == "{{ mlops_render_dir | default(omit) }}"
