@@ -271,3 +271,44 @@ def test_src_file_objects_join_the_definitions_and_a_missing_file_is_named(kubec
     assert configmap(api_client, namespace, "from-list").data == {"a": "from-list"}
     missing = call(kubeconfig, tmp_path, [], src=str(tmp_path / "absent.yaml"))
     assert missing["failed"] and "src:" in missing["msg"] and "absent.yaml" in missing["msg"]
+
+
+def test_objects_sharing_kind_namespace_and_labels_are_read_by_one_list_and_unlabelled_ones_one_by_one(
+        kubeconfig, api_client, namespace, monkeypatch):
+    """_prefetch: one list request per group; an existing object without the labels is still found (adopted)."""
+    from ansible_collections.mlops.platform.plugins.module_utils import bundle as bd
+    from ansible_collections.mlops.platform.plugins.module_utils import kube
+
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="adopted"), data={"a": "1"}))
+    labels = {"app.kubernetes.io/managed-by": "mlops.platform", "it-prefetch": namespace}
+    definitions = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                    "data": {"a": "1"}} for name in ("one", "two", "three", "adopted")]
+    requests: list[tuple[str, str]] = []
+    original = kube.Client.request
+
+    def counted(self, method, path, *args, **kwargs):
+        requests.append((method, path))
+        return original(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(kube.Client, "request", counted)
+
+    def apply(defs):
+        requests.clear()
+        params = {**{k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}, "definitions": defs, "kubeconfig": kubeconfig}
+        return bd.apply_bundle(params, False, False)
+
+    first = apply(definitions)
+    assert first["counts"] == {"created": 3, "updated": 1, "unchanged": 0, "deleted": 0}, first
+    assert "updated ConfigMap/" + namespace + "/adopted" in first["changes"]
+
+    again = apply(definitions)
+    assert again["counts"] == {"created": 0, "updated": 0, "unchanged": 4, "deleted": 0}, again
+    reads = [path for method, path in requests if method == "GET" and "/configmaps" in path]
+    assert reads == [f"/api/v1/namespaces/{namespace}/configmaps"], reads  # one list, no read per object
+
+    # A change made behind the module's back shows through the list.
+    core.patch_namespaced_config_map("two", namespace, {"data": {"a": "drift"}})
+    drifted = apply(definitions)
+    assert drifted["changes"] == [f"updated ConfigMap/{namespace}/two"]
+    assert core.read_namespaced_config_map("two", namespace).data == {"a": "1"}
