@@ -453,13 +453,16 @@ class Bundle:
         plans = self._plan_all(ready)
         self._write([p for p in plans if p["obj"]["kind"] in FIRST_KINDS])
         rest = [p for p in plans if p["obj"]["kind"] not in FIRST_KINDS]
+        # CRDs are established and their kinds served before what uses them is planned, and before
+        # the call returns when it created or changed one: the next task's custom resources must
+        # not race the API server's discovery.
+        crds = [p["obj"] for p in plans if p["obj"]["kind"] == "CustomResourceDefinition" and (deferred or p["action"] != "unchanged")]
+        if crds and not self.check_mode:
+            self._wait_established(crds)
         if deferred:
             if self.check_mode:
                 self._pending(deferred)
             else:
-                crds = [p["obj"] for p in plans if p["obj"]["kind"] == "CustomResourceDefinition"]
-                if crds:
-                    self._wait_established(crds)
                 rest += self._plan_all(deferred)
         # One write order for what waited for a namespace or CRD and what did not: a volume must
         # not come after the StatefulSet whose claim it serves.

@@ -312,3 +312,21 @@ def test_objects_sharing_kind_namespace_and_labels_are_read_by_one_list_and_unla
     drifted = apply(definitions)
     assert drifted["changes"] == [f"updated ConfigMap/{namespace}/two"]
     assert core.read_namespaced_config_map("two", namespace).data == {"a": "1"}
+
+
+def test_a_bundle_of_crds_alone_returns_once_their_kinds_are_served(kubeconfig, bundle_ns):
+    """The next task (another client, no CRD in its bundle) must find the kinds: the Seldon stand-in
+    CRDs are one call and the runtimes the next one."""
+    from ansible_collections.mlops.platform.plugins.module_utils import bundle as bd
+
+    params = {**{k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}, "definitions": [CRD], "kubeconfig": kubeconfig}
+    created = bd.apply_bundle(params, False, False)
+    assert created["counts"]["created"] == 1, created
+    fresh = bd.connect(kubeconfig, None)
+    try:
+        assert fresh.resource(f"{GROUP}/v1", "Widget") is not None
+    finally:
+        fresh.close()
+    widget = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"}, "spec": {"size": 1}}
+    dry = bd.apply_bundle({**params, "definitions": [widget]}, True, False)
+    assert dry["counts"]["created"] == 1, dry
