@@ -249,8 +249,10 @@ class _TLSConnection(http.client.HTTPSConnection):
     def keep_session(self):
         """After an answer: remember the server's session ticket for the next connections."""
         name = self._server_name or self._tunnel_host or self.host
+        if name in self._tls_sessions:
+            return
         session = getattr(self.sock, "session", None)
-        if name not in self._tls_sessions and session is not None and session.has_ticket:
+        if session is not None and session.has_ticket:
             self._tls_sessions[name] = session
 
 
