@@ -499,6 +499,18 @@ class Bundle:
                         self.diffs.append({"before_header": key(obj), "after_header": key(obj),
                                            "before": shown(obj) or {}, "after": {}})
 
+    def missing(self, required: list[dict]) -> list[str]:
+        """Kind/namespace/name of the required objects from elsewhere that do not exist."""
+        out = []
+        for item in required:
+            try:
+                found = self.client.get(item["api_version"], item["kind"], item["name"], item.get("namespace"))
+            except ApiError as exc:
+                raise BundleError(f"wait_requires: cannot read {item['kind']} {item['name']}: {exc.message}") from exc
+            if found is None:
+                out.append("/".join(p for p in (item["kind"], item.get("namespace"), item["name"]) if p))
+        return out
+
     def summary(self) -> dict:
         counts = {action: 0 for action in ("created", "updated", "unchanged", "deleted")}
         for result in self.results:
@@ -534,6 +546,12 @@ ARGUMENT_SPEC = {
     "force_conflicts": {"type": "bool", "default": True},
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 300},
+    "wait_requires": {"type": "list", "elements": "dict", "default": [], "options": {
+        "api_version": {"type": "str", "default": "v1"},
+        "kind": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str"},
+    }},
     "prune": {"type": "dict", "options": {
         "label_selector": {"type": "str", "required": True},
         "kinds": {"type": "list", "elements": "dict", "required": True, "options": {
@@ -609,7 +627,9 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         bundle.run()
         if params["prune"]:
             bundle.prune(params["prune"]["label_selector"], params["prune"]["kinds"], params["prune"]["namespaces"])
-        bundle.wait_ready()
+        missing = [] if check_mode else bundle.missing(params["wait_requires"])
+        if not missing:
+            bundle.wait_ready()
         if params["render_dir"] and not check_mode:
             record(params["render_dir"], params["name"], params["definitions"])
     except (BundleError, KubeError) as exc:
@@ -619,6 +639,8 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         if bundle is not None:
             bundle.close()
     result = bundle.summary()
+    if params["wait_requires"] and not check_mode:
+        result["missing"] = missing
     if diff:
         result["diff"] = bundle.diffs
     result["invocation"] = invocation

@@ -59,6 +59,30 @@ options:
     description: Seconds to wait for readiness (and for CRDs to be established).
     type: int
     default: 300
+  wait_requires:
+    description:
+      - Objects from elsewhere that the workloads need to become ready (a Secret another role or an
+        ExternalSecret provides). They are read after the apply; when one is missing the module does
+        not wait, since readiness could only time out, and returns it in RV(missing).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      api_version:
+        description: Its C(apiVersion).
+        type: str
+        default: v1
+      kind:
+        description: Its kind.
+        type: str
+        required: true
+      name:
+        description: Its name.
+        type: str
+        required: true
+      namespace:
+        description: Its namespace (namespaced kinds).
+        type: str
   prune:
     description: Delete labelled objects of these kinds that the bundle does not hold.
     type: dict
@@ -149,6 +173,11 @@ changes:
   type: list
   elements: str
   sample: ["created ConfigMap/team-a/settings"]
+missing:
+  description: C(Kind/namespace/name) of every O(wait_requires) object that does not exist (the module did not wait).
+  returned: when O(wait_requires) is set, outside check mode
+  type: list
+  elements: str
 counts:
   description: How many objects were created, updated, unchanged and deleted.
   returned: always

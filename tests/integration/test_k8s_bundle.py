@@ -330,3 +330,23 @@ def test_a_bundle_of_crds_alone_returns_once_their_kinds_are_served(kubeconfig, 
     widget = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "default"}, "spec": {"size": 1}}
     dry = bd.apply_bundle({**params, "definitions": [widget]}, True, False)
     assert dry["counts"]["created"] == 1, dry
+
+
+def test_wait_requires_names_a_missing_object_and_does_not_wait(kubeconfig, namespace, tmp_path):
+    """A workload that cannot become ready without a Secret from elsewhere: no wait, the Secret named."""
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "needs-secret", "namespace": namespace},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "needs-secret"}},
+                 "template": {"metadata": {"labels": {"app": "needs-secret"}},
+                              "spec": {"containers": [{"name": "c", "image": "example.invalid/app:1",
+                                                       "envFrom": [{"secretRef": {"name": "from-elsewhere"}}]}]}}},
+    }
+    required = [{"kind": "Secret", "name": "from-elsewhere", "namespace": namespace}]
+    started = time.monotonic()
+    result = call(kubeconfig, tmp_path, [deployment], wait=True, wait_timeout=120, wait_requires=required)
+    assert not result.get("failed"), result.get("msg")
+    assert result["missing"] == [f"Secret/{namespace}/from-elsewhere"]
+    assert time.monotonic() - started < 60  # it did not wait for the 120 s timeout
+
+    present = call(kubeconfig, tmp_path, [deployment], wait_requires=[{"kind": "Namespace", "name": namespace}])
+    assert present["missing"] == []

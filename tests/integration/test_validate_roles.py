@@ -34,3 +34,12 @@ def test_a_role_used_alone_still_validates_its_arguments(tmp_path):
     assert run.returncode != 0
     assert "Validating arguments against arg spec 'main'" in run.stdout
     assert "argument 'team_isolation_prune' is of type str and we were unable to convert to bool" in run.stdout + run.stderr
+
+
+def test_cluster_settings_the_spec_cannot_check_fail_before_the_cluster_is_touched(ansible_playbook):
+    run = ansible_playbook("playbooks/site.yml", "-i", "inventories/local",
+                           "-e", "cluster_version_min=1.40 cluster_name=mlops-never-created")
+    assert run.returncode != 0
+    assert "cluster: invalid settings" in run.stdout + run.stderr and "(got '1.40' and '1.33')" in run.stdout + run.stderr
+    assert "TASK [mlops.platform.cluster : Fail on invalid cluster settings]" in run.stdout
+    assert "offline cluster answers" not in run.stdout and "TASK [mlops.platform.team_isolation" not in run.stdout
