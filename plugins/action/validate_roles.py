@@ -54,7 +54,10 @@ def role_spec(role: str) -> dict:
 
 
 def _no_log_strings(spec: dict, values) -> set[str]:
-    """The values of no_log options, as text: a wrong type is reported with its value."""
+    """The values of no_log options, as text: a wrong type is reported with its value.
+
+    ansible-core's equivalent (parameters._list_no_log_values) is private, hence this walk.
+    """
     found: set[str] = set()
 
     def leaves(value):
