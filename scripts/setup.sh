@@ -5,6 +5,7 @@
 #     resolves for ansible-playbook, ansible-lint, ansible-doc and Molecule (ansible.cfg)
 #   - the pip bootstrap that offline `ansible-test sanity` needs
 #   - Debian packages the gate uses (shellcheck for ansible-test's shellcheck test)
+#   - the Prometheus Operator's CRDs from its pinned Go module (the monitoring role applies them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -65,4 +66,10 @@ ln -sfn ../../.. .collections/ansible_collections/mlops/platform
 #    from a host we cannot reach, but first looks for it in its cache. Put there a stand-in
 #    that installs the same pinned pip from the wheel the package index serves.
 "$VENV/bin/python" scripts/ansible_test_offline.py
+# 4. the monitoring role's upstream CRDs (a Go module download, seconds; needs Go and the proxy).
+if command -v go >/dev/null; then
+  VIRTUAL_ENV="$VENV" roles/monitoring/files/upstream.sh crds >/dev/null
+else
+  log "WARNING: go is not on PATH: the monitoring role (monitoring_install: objects) needs roles/monitoring/files/upstream.sh crds"
+fi
 log "ready: . .venv/bin/activate"

@@ -8,10 +8,12 @@ export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/.collections" 
 CLUSTER=roles/cluster/files/offline-cluster.sh
 LOGS="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}/logs"
 mkdir -p "$LOGS"
-passed=0; failed=0; failures=(); cluster_pid=""
+passed=0; failed=0; failures=(); cluster_pid=""; tools_pid=""
+UPSTREAM=roles/monitoring/files/upstream.sh
 
 cleanup() {
   [[ -n $cluster_pid ]] && kill "$cluster_pid" 2>/dev/null
+  [[ -n $tools_pid ]] && kill "$tools_pid" 2>/dev/null
   if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then "$CLUSTER" down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -32,17 +34,26 @@ wait_cluster() {
   return $rc
 }
 
+wait_tools() {
+  wait "$tools_pid"; local rc=$?; tools_pid=""
+  cat "$LOGS/test-tools-build.log"
+  return $rc
+}
+
 total=$SECONDS
 # The cluster comes up in the background (a cold build takes many minutes) while the
-# static checks run.
+# static checks run, and so do promtool and prometheus (built from the Go module proxy).
 "$CLUSTER" up >"$LOGS/test-cluster-up.log" 2>&1 &
 cluster_pid=$!
+"$UPSTREAM" build >"$LOGS/test-tools-build.log" 2>&1 &
+tools_pid=$!
 
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
 step ruff ruff check .
 step sanity scripts/sanity.sh
 step units python -m pytest -q tests/unit
+step tools-build wait_tools
 step cluster-up wait_cluster
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
   failed=$((failed + 2)); failures+=(integration molecule)

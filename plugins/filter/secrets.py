@@ -8,7 +8,7 @@
 - ``secrets_objects(specs)``: the Secrets of direct mode, labelled for pruning and cost attribution.
 - ``secrets_specs(rows, settings)``: the specs themselves, one per (namespace, secret), from the
   team namespace rows and the role's settings (names, ``s3``, ``mlflow``, ``registry``,
-  ``database``); ``missing`` lists the empty settings a secret needs, by variable name.
+  ``database``, ``grafana``); ``missing`` lists the empty settings a secret needs, by variable name.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ S3_KEYS = ("access_key_id", "secret_access_key", "region", "endpoint_url")
 MLFLOW_KEYS = ("tracking_uri", "tracking_username", "tracking_password", "flask_server_secret_key")
 REGISTRY_KEYS = ("server", "username", "password")
 DATABASE_KEYS = ("username", "password", "host", "port", "database", "driver")
+GRAFANA_KEYS = ("admin_user", "admin_password")
 
 
 def _text(value) -> str:
@@ -70,7 +71,7 @@ def _true(value) -> bool:
 def secrets_specs(rows: list, settings: dict) -> list[dict]:
     """{namespace, team, missing, [missing_training], secret: {name, type, data}} per (namespace, secret)."""
     s3, mlflow, reg = settings.get("s3") or {}, settings.get("mlflow") or {}, settings.get("registry") or {}
-    db = settings.get("database") or {}
+    db, grafana = settings.get("database") or {}, settings.get("grafana") or {}
     platform, registry = settings["platform_secret_name"], settings["registry_secret_name"]
     specs = []
     for row in rows or []:
@@ -113,6 +114,12 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
         specs.append({"namespace": db.get("namespace"), "team": "",
                       "missing": _missing("secrets_mlflow_database", db, DATABASE_KEYS),
                       "secret": {"name": db.get("name"), "type": "Opaque", "data": data}})
+    if _true(grafana.get("enabled", False)):
+        specs.append({"namespace": grafana.get("namespace"), "team": "",
+                      "missing": _missing("secrets_grafana", grafana, GRAFANA_KEYS),
+                      "secret": {"name": grafana.get("name"), "type": "Opaque",
+                                 "data": {"admin-user": _text(grafana.get("admin_user")),
+                                          "admin-password": _text(grafana.get("admin_password"))}}})
     return specs
 
 

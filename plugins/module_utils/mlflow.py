@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "allowed_hosts": [],
     "cors_allowed_origins": [],
     "extra_args": [],
+    # Where the server keeps its Prometheus metrics (mlflow server --expose-prometheus, served at
+    # /metrics, behind basic auth when auth is on); empty: no metrics.
+    "metrics_dir": "",
 }
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -163,6 +166,8 @@ def server_containers(cfg: Mapping[str, Any]) -> dict[str, Any]:
         command += ["--allowed-hosts", ",".join(c["allowed_hosts"])]
     if c["cors_allowed_origins"]:
         command += ["--cors-allowed-origins", ",".join(c["cors_allowed_origins"])]
+    if c["metrics_dir"]:
+        command += ["--expose-prometheus", str(c["metrics_dir"])]
     command += [str(a) for a in c["extra_args"]]
     init = [{"name": "db-upgrade", "env": [database],
              "command": ["/bin/sh", "-c", _DB_UPGRADE.format(secret=c["database_secret"], key=c["database_secret_key"])]}]

@@ -242,6 +242,9 @@ MINIO_DEFAULTS: dict[str, Any] = {
     "resources": {},
     "job_resources": {},
     "pod_security": "restricted",
+    # MINIO_PROMETHEUS_AUTH_TYPE=public: /minio/v2/metrics/cluster without a bearer token, so the
+    # monitoring role's ServiceMonitor can scrape it (the Service is in-cluster only).
+    "metrics_public": True,
 }
 _POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                  "seccompProfile": {"type": "RuntimeDefault"}}
@@ -315,7 +318,8 @@ def minio_objects(plan: list[dict], settings: dict | None = None) -> list[dict]:
                         "name": "minio",
                         "image": s["image"],
                         "args": ["server", "/data", "--address", ":9000", "--console-address", ":9001"],
-                        "env": credentials,
+                        "env": credentials + ([{"name": "MINIO_PROMETHEUS_AUTH_TYPE", "value": "public"}]
+                                              if s["metrics_public"] else []),
                         "ports": [{"name": "api", "containerPort": 9000, "protocol": "TCP"},
                                   {"name": "console", "containerPort": 9001, "protocol": "TCP"}],
                         "readinessProbe": {"httpGet": {"path": "/minio/health/ready", "port": "api"}, "periodSeconds": 10},

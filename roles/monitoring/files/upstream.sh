@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Upstream Prometheus pieces for mlops.platform, taken from the Go module proxy at pinned
+# versions and cached outside the repository (like the offline cluster's binaries):
+#
+#   upstream.sh crds      the Prometheus Operator's CRDs and operator RBAC from its module's own
+#                         files (example/prometheus-operator-crd, example/rbac), one JSON file
+#   upstream.sh build     promtool and prometheus built from github.com/prometheus/prometheus
+#   upstream.sh path X    print the path of X: crds | promtool | prometheus
+#   upstream.sh env       print the settings as shell assignments
+#
+# Nothing fetched or built here is committed. Logs go to stderr; stdout carries the path.
+set -euo pipefail
+
+OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.94.0}"
+PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
+CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+CRDS_FILE="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION.json"
+PROM_BIN="$CACHE_DIR/bin/prometheus-$PROMETHEUS_MODULE_VERSION"
+
+log() { printf '[upstream] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+need_go() { command -v go >/dev/null || die "go is not on PATH: install Go >= 1.26.7 (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION needs it)"; }
+
+module_dir() {
+  local dir
+  dir=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [[ -d $dir ]] || die "could not download $1 from the Go module proxy"
+  echo "$dir"
+}
+
+cmd_crds() {
+  [[ -s $CRDS_FILE ]] && { echo "$CRDS_FILE"; return; }
+  need_go
+  log "fetching github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION"
+  local dir python
+  dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION")
+  mkdir -p "$(dirname "$CRDS_FILE")"
+  python=$(command -v python3)
+  [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]] && python=$VIRTUAL_ENV/bin/python
+  # JSON, not YAML: a converge reads 4 MiB of CRDs in milliseconds instead of seconds.
+  "$python" - "$dir" "$OPERATOR_VERSION" "$CRDS_FILE.tmp" <<'PY'
+import glob, json, os, sys
+import yaml
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML 1.1 reads a plain `=` (an enum value of the matchers) as the `value` type: keep it a string."""
+Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+loader = Loader
+src, version, out = sys.argv[1:]
+def docs(pattern):
+    found = []
+    for path in sorted(glob.glob(os.path.join(src, pattern))):
+        with open(path, encoding="utf-8") as handle:
+            found += [d for d in yaml.load_all(handle, Loader=loader) if d]
+    return found
+crds = docs("example/prometheus-operator-crd/*.yaml")
+rbac = docs("example/rbac/prometheus-operator/prometheus-operator-cluster-role.yaml")
+if len(crds) < 10 or not rbac:
+    sys.exit(f"{src}: expected 10 CRDs and the operator ClusterRole, found {len(crds)} and {len(rbac)}")
+with open(out, "w", encoding="utf-8") as handle:
+    json.dump({"module": "github.com/prometheus-operator/prometheus-operator", "version": version,
+               "crds": crds, "operator_cluster_role_rules": rbac[0]["rules"]}, handle, sort_keys=True)
+PY
+  mv "$CRDS_FILE.tmp" "$CRDS_FILE"
+  log "CRDs of prometheus-operator $OPERATOR_VERSION in $CRDS_FILE"
+  echo "$CRDS_FILE"
+}
+
+cmd_build() {
+  if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus ]]; then
+    need_go
+    mkdir -p "$CACHE_DIR"
+    exec 9>"$CACHE_DIR/prometheus-build.lock"
+    flock 9
+    if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus ]]; then
+      local start=$SECONDS minor="${PROMETHEUS_MODULE_VERSION#v0.}" pkg=github.com/prometheus/common/version version
+      # Module version v0.3MM.P is Prometheus 3.MM.P (the repository tags both).
+      version="3.$((10#${minor:1:2})).${minor#*.}"
+      log "building promtool and prometheus from github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION (cold: several minutes on 2 cores)"
+      rm -rf "$PROM_BIN.tmp"; mkdir -p "$PROM_BIN.tmp"
+      # remove_all_sd: no cloud service discovery (static and file configs remain), a much
+      # smaller build; the web UI assets are not embedded (the HTTP API is all the tests use).
+      GOBIN="$PROM_BIN.tmp" go install -trimpath -tags remove_all_sd \
+        -ldflags "-s -w -X $pkg.Version=$version -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION -X $pkg.Branch=module" \
+        "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION" \
+        "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION"
+      rm -rf "$PROM_BIN"; mv "$PROM_BIN.tmp" "$PROM_BIN"
+      log "promtool and prometheus ready in $PROM_BIN ($((SECONDS - start)) s)"
+    fi
+    exec 9>&-
+  fi
+  echo "$PROM_BIN"
+}
+
+case "${1:-}" in
+  crds) cmd_crds ;;
+  build) cmd_build ;;
+  path)
+    case "${2:-}" in
+      crds) echo "$CRDS_FILE" ;;
+      promtool | prometheus) echo "$PROM_BIN/$2" ;;
+      *) die "path: crds, promtool or prometheus" ;;
+    esac ;;
+  env) printf 'PROMETHEUS_OPERATOR_VERSION=%s\nPROMETHEUS_MODULE_VERSION=%s\nMLOPS_CACHE_DIR=%s\n' \
+         "$OPERATOR_VERSION" "$PROMETHEUS_MODULE_VERSION" "$CACHE_DIR" ;;
+  *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
