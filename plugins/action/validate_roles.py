@@ -8,10 +8,14 @@ instead: it checks the same specs (``meta/argument_specs.yml``, entry point ``ma
 the same variables with the same validator, for every role at once, so a wrong type in the last
 role fails the play before the first role changes anything, and the play pays for one task
 instead of one per role.
+
+Where a role's variables need checks its spec cannot express (ranges, durations), the role's
+module_utils provides them (SEMANTIC_CHECKS); they run here too, on the values the spec accepted.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import yaml
@@ -19,11 +23,13 @@ from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
-from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import PACKAGE, plain
 
 PREFIX = "mlops.platform."
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "str", "required": True}}
+# Checks beyond the spec: role -> (module_utils module, function of the role's validated values).
+SEMANTIC_CHECKS = {"monitoring": ("monitoring", "variable_errors")}
 # What the validator reads of an option; the rest (description, ...) is documentation.
 VALIDATION_KEYS = frozenset(("type", "elements", "required", "choices", "default", "options", "aliases", "no_log",
                              "mutually_exclusive", "required_together", "required_one_of", "required_if",
@@ -84,7 +90,13 @@ def spec_errors(role: str, spec: dict, values: dict) -> list[str]:
     """The validator's messages for the role's values, each prefixed with the role, no_log values masked."""
     found = ArgumentSpecValidator(spec).validate(values)
     secrets = _no_log_strings(spec, values)
-    return [f"{role}: {remove_values(message, secrets)}" for message in found.error_messages]
+    messages = list(found.error_messages)
+    name = role[len(PREFIX):] if role.startswith(PREFIX) else role
+    if not messages and name in SEMANTIC_CHECKS:
+        module, function = SEMANTIC_CHECKS[name]
+        check = getattr(importlib.import_module(PACKAGE + module), function)
+        messages = check({k: v for k, v in found.validated_parameters.items() if k in values})
+    return [f"{role}: {remove_values(message, secrets)}" for message in messages]
 
 
 class ActionModule(ActionBase):

@@ -102,31 +102,63 @@ def _duration_errors(where: str, value: Any, allow_zero: bool = True) -> list[st
     return []
 
 
+def _threshold_errors(quota: Any) -> list[str]:
+    quota = quota if isinstance(quota, Mapping) else {}
+    try:
+        warning, critical = float(quota.get("warning")), float(quota.get("critical"))
+    except (TypeError, ValueError):
+        return [f"monitoring_quota_thresholds: warning and critical must be numbers between 0 and 1 "
+                f"(got {quota.get('warning')!r}, {quota.get('critical')!r}). Fix: e.g. {{warning: 0.8, critical: 0.95}}"]
+    if not 0 < warning < critical <= 1:
+        return [f"monitoring_quota_thresholds: need 0 < warning < critical <= 1 (fractions of the quota, 0.8 is 80%); "
+                f"got warning {quota.get('warning')}, critical {quota.get('critical')}. Fix: e.g. {{warning: 0.8, critical: 0.95}}"]
+    return []
+
+
+ALERT_FOR_KEYS = ("quota", "seldon", "mlflow", "database", "minio", "bucket")
+
+
+def _alert_for_errors(durations: Any) -> list[str]:
+    durations = durations if isinstance(durations, Mapping) else {}
+    errors = [f"monitoring_alert_for.{key}: missing (a Prometheus duration, e.g. 5m; 0m fires at once)"
+              for key in ALERT_FOR_KEYS if key not in durations]
+    errors += [f"monitoring_alert_for.{key}: unknown (known: {', '.join(ALERT_FOR_KEYS)})"
+               for key in sorted(set(durations) - set(ALERT_FOR_KEYS))]
+    for key in ALERT_FOR_KEYS:
+        if key in durations:
+            errors += _duration_errors(f"monitoring_alert_for.{key}", durations[key])
+    return errors
+
+
+def variable_errors(values: Mapping[str, Any]) -> list[str]:
+    """The checks of the role's variables that its argument spec cannot express (ranges, durations),
+    run by mlops.platform.validate_roles with the other roles' specs, before anything changes."""
+    errors: list[str] = []
+    if "monitoring_quota_thresholds" in values:
+        errors += _threshold_errors(values["monitoring_quota_thresholds"])
+    if "monitoring_alert_for" in values:
+        errors += _alert_for_errors(values["monitoring_alert_for"])
+    for key in ("scrape_interval", "evaluation_interval", "retention"):
+        name = f"monitoring_prometheus_{key}"
+        if name in values:
+            errors += _duration_errors(name, values[name], allow_zero=False)
+    return errors
+
+
 def settings_errors(s: Mapping[str, Any]) -> list[str]:
     """Every problem of the settings at once, each naming the variable and the fix."""
-    errors: list[str] = []
+    prom = s.get("prometheus", {})
+    alerts = s.get("alerts", {})
+    errors = variable_errors({"monitoring_quota_thresholds": alerts.get("quota"), "monitoring_alert_for": alerts.get("for"),
+                              **{f"monitoring_prometheus_{k}": prom.get(k, "")
+                                 for k in ("scrape_interval", "evaluation_interval", "retention")}})
     if not DNS_LABEL.match(str(s.get("namespace", ""))):
         errors.append(f"monitoring_namespace: '{s.get('namespace')}' is not a DNS-1123 label")
     if s.get("install") not in ("objects", "helm"):
         errors.append(f"monitoring_install: '{s.get('install')}' must be objects or helm")
-    quota = s.get("alerts", {}).get("quota", {})
-    try:
-        warning, critical = float(quota.get("warning")), float(quota.get("critical"))
-        if not 0 < warning < critical <= 1:
-            errors.append(f"monitoring_quota_thresholds: need 0 < warning < critical <= 1 (fractions of the quota, "
-                          f"0.8 is 80%); got warning {quota.get('warning')}, critical {quota.get('critical')}")
-    except (TypeError, ValueError):
-        errors.append(f"monitoring_quota_thresholds: warning and critical must be numbers between 0 and 1 "
-                      f"(got {quota.get('warning')!r}, {quota.get('critical')!r})")
-    for key, value in sorted((s.get("alerts", {}).get("for") or {}).items()):
-        errors += _duration_errors(f"monitoring_alert_for.{key}", value)
-    prom = s.get("prometheus", {})
-    for key in ("scrape_interval", "evaluation_interval", "retention"):
-        errors += _duration_errors(f"monitoring_prometheus_{key}", prom.get(key, ""), allow_zero=False)
-    for key in ("replicas",):
-        for part in ("prometheus", "alertmanager", "grafana"):
-            if int(s.get(part, {}).get(key, 1)) < 1:
-                errors.append(f"monitoring_{part}_{key}: must be at least 1")
+    for part in ("prometheus", "alertmanager", "grafana"):
+        if int(s.get(part, {}).get("replicas", 1)) < 1:
+            errors.append(f"monitoring_{part}_replicas: must be at least 1")
     if s.get("install") == "objects":
         for part in ("operator", "prometheus", "alertmanager", "grafana", "kube_state_metrics", "config_reloader"):
             image = str(s.get(part, {}).get("image", ""))
