@@ -1,0 +1,175 @@
+"""The monitoring role converged alone against the offline cluster, everything read back from the API server.
+
+The real CRDs of the pinned prometheus-operator module are applied by the role; every custom resource
+it renders (Prometheus, Alertmanager, ServiceMonitors, PodMonitors, PrometheusRule) is validated by
+the API server against those schemas, also in an explicit server-side dry run; a second converge
+changes nothing; check mode reports a changed threshold without writing it; a rule the schema
+refuses is refused. The role works in its own namespaces, so the local platform's are untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+
+import pytest
+import yaml
+from ansible_run import recap, run_role
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+pytestmark = pytest.mark.cluster
+
+NS, APPS, TEAM = "it-monitoring", "it-monitoring-apps", "it-monitoring-team"
+GROUP, VERSION = "monitoring.coreos.com", "v1"
+
+
+@pytest.fixture(scope="module")
+def namespaces(api_client):
+    core = client.CoreV1Api(api_client)
+    for name in (APPS, TEAM):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield
+    for name in (NS, APPS, TEAM):
+        try:
+            core.delete_namespace(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    for name in ("prometheus-operator", "prometheus", "kube-state-metrics"):
+        for delete in (rbac.delete_cluster_role, rbac.delete_cluster_role_binding):
+            try:
+                delete(f"mlops-{NS}-{name}")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def role_vars(kubeconfig: str, render_dir: pathlib.Path, **overrides) -> dict:
+    variables = {
+        "monitoring_kubeconfig": kubeconfig,
+        "monitoring_namespace": NS,
+        "monitoring_environment": "it",
+        "monitoring_teams": [{"name": TEAM, "serving": True}],
+        "monitoring_mlflow": {"enabled": True, "namespace": APPS, "service": "mlflow", "port": "http", "path": "/metrics",
+                              "basic_auth_secret": "mlflow-server"},
+        "monitoring_minio": {"enabled": True, "namespace": APPS, "service": "minio", "port": "api",
+                             "path": "/minio/v2/metrics/cluster", "job_prefix": "minio-buckets-"},
+        "monitoring_postgres_exporter": {"enabled": True, "image": "quay.io/prometheuscommunity/postgres-exporter:v0.18.1",
+                                         "namespace": APPS, "database_secret": "mlflow-database-secret", "sslmode": "disable",
+                                         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                                       "limits": {"cpu": "50m", "memory": "32Mi"}}},
+        "monitoring_wait_timeout": 120,
+        "mlops_render_dir": str(render_dir),
+    }
+    variables.update(overrides)
+    return variables
+
+
+def custom(api_client, kind_plural: str, namespace: str) -> list[dict]:
+    return client.CustomObjectsApi(api_client).list_namespaced_custom_object(GROUP, VERSION, namespace, kind_plural)["items"]
+
+
+def rendered_objects(render_dir: pathlib.Path) -> list[dict]:
+    objects = []
+    for path in sorted(render_dir.glob("*monitoring*.yaml")):
+        objects += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert objects, f"nothing was recorded in {render_dir}"
+    return objects
+
+
+def test_monitoring_role_converges_idempotently_and_the_api_server_accepts_every_custom_resource(
+        tmp_path, kubeconfig, api_client, namespaces):
+    render_dir = tmp_path / "rendered"
+    render_dir.mkdir()
+    first = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, render_dir))
+    assert first.returncode == 0, first.stdout[-5000:]
+    assert recap(first.stdout)["changed"] >= 1
+    # Grafana's admin Secret comes from the secrets role, which has not run: the role says so and does not wait.
+    assert f"Grafana waits for the Secret {NS}/grafana-admin" in first.stdout
+
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_secret(NS, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="grafana-admin"), type="Opaque",
+        data={"admin-user": base64.b64encode(b"admin").decode(),
+              "admin-password": base64.b64encode(b"it-grafana-password").decode()}))
+
+    # The real CRDs, from the pinned module, are established; every rendered custom resource is stored.
+    ext = client.ApiextensionsV1Api(api_client)
+    crds = [c for c in ext.list_custom_resource_definition().items if c.spec.group == GROUP]
+    assert len(crds) == 10
+    for crd in crds:
+        assert crd.metadata.labels["app.kubernetes.io/managed-by"] == "mlops.platform"
+        assert crd.metadata.annotations["operator.prometheus.io/version"] == "0.94.0"
+    prometheus = custom(api_client, "prometheuses", NS)
+    assert [p["metadata"]["name"] for p in prometheus] == ["prometheus"]
+    assert prometheus[0]["spec"]["ruleSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "mlops-platform"}}
+    assert prometheus[0]["spec"]["externalLabels"] == {"environment": "it"}
+    rules = custom(api_client, "prometheusrules", NS)
+    alerts = [r["alert"] for g in rules[0]["spec"]["groups"] for r in g["rules"]]
+    assert alerts.count("TeamQuotaHigh") == 2 and "SeldonSeldonRuntimeNotReady" in alerts and "MLflowDown" in alerts
+    assert sorted(m["metadata"]["name"] for m in custom(api_client, "podmonitors", TEAM)) == [
+        "seldon-agent", "seldon-pipelinegateway", "seldon-server"]
+    assert [m["metadata"]["name"] for m in custom(api_client, "servicemonitors", TEAM)] == ["seldon-envoy"]
+
+    # Second converge: Grafana's Secret is there, so the role waits until the workloads are ready, and changes nothing.
+    second = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, render_dir))
+    assert second.returncode == 0, second.stdout[-5000:]
+    assert recap(second.stdout)["changed"] == 0, second.stdout[-5000:]
+    apps = client.AppsV1Api(api_client)
+    for namespace, name in ((NS, "prometheus-operator"), (NS, "grafana"), (NS, "kube-state-metrics"),
+                            (APPS, "mlflow-postgresql-exporter")):
+        deployment = apps.read_namespaced_deployment(name, namespace)
+        assert deployment.status.ready_replicas == 1, (namespace, name, deployment.status)
+
+    # An explicit server-side dry run of every custom resource the role sent: the API server validates
+    # each against the upstream schema (and would refuse it, see below).
+    checked = 0
+    for obj in rendered_objects(render_dir):
+        if obj["apiVersion"] != f"{GROUP}/{VERSION}":
+            continue
+        plural = {"Prometheus": "prometheuses", "Alertmanager": "alertmanagers", "ServiceMonitor": "servicemonitors",
+                  "PodMonitor": "podmonitors", "PrometheusRule": "prometheusrules"}[obj["kind"]]
+        client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+            GROUP, VERSION, obj["metadata"]["namespace"], plural, obj["metadata"]["name"], obj,
+            field_manager="mlops.platform", force=True, dry_run="All", _content_type="application/apply-patch+yaml")
+        checked += 1
+    assert checked >= 15, checked
+
+    # The validation can refuse: a PrometheusRule whose `for` is not a duration.
+    rule = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PrometheusRule", "metadata": {"name": "it-bad", "namespace": APPS},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0", "for": "5 minutes"}]}]}}
+    with pytest.raises(ApiException) as refused:
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(GROUP, VERSION, APPS, "prometheusrules", rule,
+                                                                            dry_run="All")
+    assert refused.value.status == 422
+    assert "for" in json.loads(refused.value.body)["message"]
+
+
+def test_check_mode_reports_a_changed_threshold_without_writing_it(tmp_path, kubeconfig, api_client, namespaces):
+    render_dir = tmp_path / "rendered"
+    render_dir.mkdir()
+    converged = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, render_dir))
+    assert converged.returncode == 0, converged.stdout[-4000:]
+    before = custom(api_client, "prometheusrules", NS)[0]
+    changed = role_vars(kubeconfig, render_dir, monitoring_quota_thresholds={"warning": 0.7, "critical": 0.9})
+    check = run_role("mlops.platform.monitoring", tmp_path, changed, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert f"updated PrometheusRule/{NS}/mlops-platform-alerts" in check.stdout, check.stdout[-6000:]
+    assert ">= 0.7" in check.stdout  # the diff shows the new threshold
+    after = custom(api_client, "prometheusrules", NS)[0]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_bad_thresholds_fail_before_any_change(tmp_path, kubeconfig, api_client, namespaces):
+    bad = role_vars(kubeconfig, tmp_path, monitoring_quota_thresholds={"warning": 0.95, "critical": 0.8},
+                    monitoring_namespace="it-monitoring-never")
+    run = run_role("mlops.platform.monitoring", tmp_path, bad)
+    assert run.returncode != 0
+    assert "monitoring_quota_thresholds: need 0 < warning < critical <= 1" in run.stdout
+    assert "nothing was changed" in run.stdout
+    with pytest.raises(ApiException) as missing:
+        client.CoreV1Api(api_client).read_namespace("it-monitoring-never")
+    assert missing.value.status == 404
