@@ -182,12 +182,13 @@ def settings_errors(s: Mapping[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 def _quota_ratio() -> str:
     # used / hard per quota and resource, for the namespaces of a team only, with the team as a label.
+    team = TEAM_METRIC_LABEL
     return (
-        'label_replace(max by (namespace, resource, resourcequota, {team}) ('
-        '(kube_resourcequota{{type="used"}} / ignoring(type) (kube_resourcequota{{type="hard"}} > 0))'
-        ' * on (namespace) group_left ({team}) max by (namespace, {team}) (kube_namespace_labels{{{team}!=""}})'
-        '), "team", "$1", "{team}", "(.*)")'
-    ).format(team=TEAM_METRIC_LABEL)
+        f'label_replace(max by (namespace, resource, resourcequota, {team}) ('
+        '(kube_resourcequota{type="used"} / ignoring(type) (kube_resourcequota{type="hard"} > 0))'
+        f' * on (namespace) group_left ({team}) max by (namespace, {team}) (kube_namespace_labels{{{team}!=""}})'
+        f'), "team", "$1", "{team}", "(.*)")'
+    )
 
 
 def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str, **labels_: str) -> dict:
@@ -683,8 +684,8 @@ def stack_objects(s: Mapping[str, Any], upstream: Mapping[str, Any], dashboards:
     ns = s["namespace"]
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
         **labels(ns), **{f"pod-security.kubernetes.io/{mode}": s["pod_security"] for mode in ("enforce", "audit", "warn")}}}}
-    return ([namespace] + _crds(upstream) + _operator(s, upstream) + _prometheus(s) + _alertmanager(s)
-            + _grafana(s, dashboards) + _kube_state_metrics(s))
+    return [namespace, *_crds(upstream), *_operator(s, upstream), *_prometheus(s), *_alertmanager(s),
+            *_grafana(s, dashboards), *_kube_state_metrics(s)]
 
 
 def monitoring_objects(s: Mapping[str, Any], upstream: Mapping[str, Any] | None, dashboards: Mapping[str, str]) -> list[dict]:

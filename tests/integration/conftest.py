@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
 import subprocess
 
 import pytest
 from ansible_run import run_playbook
-from servers import MotoServer
+from servers import MotoServer, PostgresServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OFFLINE_CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
@@ -68,3 +69,27 @@ def aws_env(monkeypatch) -> dict:
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     return env
+
+
+# The real MLflow of test_mlflow_real.py and test_monitoring_real.py, and its servers.
+@pytest.fixture(scope="module")
+def mlflow_bin() -> pathlib.Path:
+    """.venv-mlflow/bin, installed by the project's script; fails (never skips) when it cannot be."""
+    proc = subprocess.run([str(ROOT / "scripts" / "mlflow-env.sh")], capture_output=True, text=True, check=False,
+                          timeout=1200)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/mlflow-env.sh failed: {proc.stderr[-3000:]}")
+    return pathlib.Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def moto():
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    with PostgresServer("mlflow", secrets.token_urlsafe(18)) as server:
+        server.create_database("mlflow")
+        yield server

@@ -24,33 +24,10 @@ import urllib.request
 
 import pytest
 from ansible_collections.mlops.platform.plugins.module_utils.mlflow import resolve_container
-from servers import MotoServer, PostgresServer, free_port, wait_http
+from servers import PostgresServer, free_port, wait_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUCKET = "it-mlflow-artifacts"
-
-
-@pytest.fixture(scope="module")
-def mlflow_bin() -> pathlib.Path:
-    """.venv-mlflow/bin, installed by the project's script; fails (never skips) when it cannot be."""
-    proc = subprocess.run([str(ROOT / "scripts" / "mlflow-env.sh")], capture_output=True, text=True, check=False,
-                          timeout=1200)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/mlflow-env.sh failed: {proc.stderr[-3000:]}")
-    return pathlib.Path(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def moto():
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    with PostgresServer("mlflow", secrets.token_urlsafe(18)) as server:
-        server.create_database("mlflow")
-        yield server
 
 
 def render(ansible_playbook, tmp: pathlib.Path, variables: dict) -> dict:

@@ -15,7 +15,6 @@ MLflowDown is not firing, and every dashboard expression evaluates.
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
 import time
 import urllib.parse
@@ -27,7 +26,7 @@ import yaml
 from ansible_collections.mlops.platform.plugins.module_utils import monitoring
 from monitoring_tools import render_monitoring, rules_file, tool
 from servers import free_port, wait_http
-from test_mlflow_real import BUCKET, mlflow_bin, moto, pod_process, postgres, render, role_vars, run_init  # noqa: F401
+from test_mlflow_real import BUCKET, pod_process, render, role_vars, run_init
 
 
 def query(base: str, expr: str) -> list[dict]:
@@ -118,7 +117,7 @@ def test_real_prometheus_scrapes_real_mlflow_with_the_rendered_job(tmp_path, ans
         assert query(base, 'ALERTS{alertname="MLflowDown"}') == [], mlflow_down
 
         config_map = next(o for o in rendered["objects"] if o["metadata"]["name"] == "grafana-dashboards-mlops")
-        for name, text in config_map["data"].items():
+        for text in config_map["data"].values():
             for expr in monitoring.dashboard_expressions(json.loads(text), {"team": "financial-ml", "namespace": "mlflow"}):
                 query(base, expr)  # fails the test unless Prometheus evaluates it
         served = query(base, 'sum(rate(mlflow_http_request_duration_seconds_count{job="mlflow"}[1m]))')
