@@ -641,8 +641,8 @@ def ksm_custom_resource_config() -> dict:
             "metrics": [
                 {"name": "info", "help": f"Every Seldon {kind}.", "each": {"type": "Info", "info": {"labelsFromPath": {}}}},
                 {"name": "condition", "help": f"Status conditions of a Seldon {kind} (1 when True).",
-                 "each": {"type": "Gauge", "gauge": {"path": ["status", "conditions"], "labelsFromPath": {"type": ["type"]},
-                                                      "valueFrom": ["status"]}}},
+                 "each": {"type": "Gauge", "gauge": {
+                     "path": ["status", "conditions"], "labelsFromPath": {"type": ["type"]}, "valueFrom": ["status"]}}},
             ],
         })
     return {"kind": "CustomResourceStateMetrics", "spec": {"resources": resources}}
