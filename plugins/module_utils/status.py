@@ -45,8 +45,11 @@ def readiness(obj: dict | None) -> tuple[bool, str]:
         phase = status.get("phase", "Pending")
         return phase == "Bound", phase
     conditions = _conditions(obj)
-    if "Ready" in conditions:
-        return conditions["Ready"] == "True", f"Ready={conditions['Ready']}"
+    # Ready (Seldon and most controllers) or Available (the Prometheus Operator's Prometheus and
+    # Alertmanager); without either (no controller reconciles it) the object only exists.
+    for condition in ("Ready", "Available"):
+        if condition in conditions:
+            return conditions[condition] == "True", f"{condition}={conditions[condition]}"
     return True, "exists"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
+import time
 
 import pytest
 import yaml
@@ -102,7 +103,7 @@ def test_monitoring_role_converges_idempotently_and_the_api_server_accepts_every
     assert len(crds) == 10
     for crd in crds:
         assert crd.metadata.labels["app.kubernetes.io/managed-by"] == "mlops.platform"
-        assert crd.metadata.annotations["operator.prometheus.io/version"] == "0.94.0"
+        assert crd.metadata.annotations["operator.prometheus.io/version"] == "0.93.0"
     prometheus = custom(api_client, "prometheuses", NS)
     assert [p["metadata"]["name"] for p in prometheus] == ["prometheus"]
     assert prometheus[0]["spec"]["ruleSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "mlops-platform"}}
@@ -173,3 +174,72 @@ def test_bad_thresholds_fail_before_any_change(tmp_path, kubeconfig, api_client,
     with pytest.raises(ApiException) as missing:
         client.CoreV1Api(api_client).read_namespace("it-monitoring-never")
     assert missing.value.status == 404
+
+
+def test_the_real_prometheus_operator_reconciles_what_the_role_applied(tmp_path, kubeconfig, api_client, namespaces):
+    """The operator built from the pinned module runs as a process against the offline cluster: it accepts
+    the role's Prometheus and Alertmanager (StatefulSets that KWOK runs, status Available), generates a
+    scrape job for every monitor (MLflow's with basic auth) and mounts the role's rules."""
+    import gzip
+    import subprocess
+
+    from monitoring_tools import tool
+    from servers import free_port
+
+    operator = tool("operator")
+    converged = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, tmp_path))
+    assert converged.returncode == 0, converged.stdout[-4000:]
+    reloader = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "roles/monitoring/defaults/main.yml").read_text())[
+        "monitoring_config_reloader_image"].replace("{{ monitoring_operator_version }}", "v0.93.0")
+    # The operator only generates MLflow's job when the basic-auth Secret it names exists (the mlflow
+    # role creates it on the platform): without it the ServiceMonitor is rejected.
+    try:
+        client.CoreV1Api(api_client).create_namespaced_secret(APPS, client.V1Secret(
+            metadata=client.V1ObjectMeta(name="mlflow-server"), type="Opaque",
+            data={"MLFLOW_AUTH_ADMIN_USERNAME": base64.b64encode(b"mlflow").decode(),
+                  "MLFLOW_AUTH_ADMIN_PASSWORD": base64.b64encode(b"it-mlflow-password").decode()}))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    log = (tmp_path / "operator.log").open("w")
+    proc = subprocess.Popen([str(operator), f"--namespaces={NS},{APPS},{TEAM}", f"--prometheus-config-reloader={reloader}",
+                             f"--web.listen-address=127.0.0.1:{free_port()}", "--log-format=logfmt"],
+                            env={"KUBECONFIG": kubeconfig, "PATH": "/usr/bin:/bin"}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            status = {kind: {c["type"]: c["status"] for c in (custom(api_client, plural, NS)[0].get("status") or {}).get("conditions", [])}
+                      for kind, plural in (("Prometheus", "prometheuses"), ("Alertmanager", "alertmanagers"))}
+            if all(s.get("Available") == "True" and s.get("Reconciled") == "True" for s in status.values()):
+                break
+            assert proc.poll() is None, (tmp_path / "operator.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, f"not reconciled: {status}\n" + (tmp_path / "operator.log").read_text()[-3000:]
+            time.sleep(1)
+
+        apps = client.AppsV1Api(api_client)
+        sts = apps.read_namespaced_stateful_set("prometheus-prometheus", NS)
+        assert sts.status.ready_replicas == 1
+        containers = {c.name: c.image for c in sts.spec.template.spec.containers}
+        assert containers["prometheus"] == custom(api_client, "prometheuses", NS)[0]["spec"]["image"]
+        # The NetworkPolicy the role puts in serving namespaces admits these pods: its selector matches them.
+        policy = client.NetworkingV1Api(api_client).read_namespaced_network_policy("mlops-allow-prometheus", TEAM)
+        selector = policy.spec.ingress[0]._from[0].pod_selector.match_labels
+        assert selector.items() <= sts.spec.template.metadata.labels.items(), (selector, sts.spec.template.metadata.labels)
+        assert apps.read_namespaced_stateful_set("alertmanager-alertmanager", NS).status.ready_replicas == 1
+
+        secret = client.CoreV1Api(api_client).read_namespaced_secret("prometheus-prometheus", NS)
+        config = yaml.safe_load(gzip.decompress(base64.b64decode(secret.data["prometheus.yaml.gz"])))
+        jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+        for expected in (f"serviceMonitor/{APPS}/mlflow/0", f"serviceMonitor/{APPS}/minio/0",
+                         f"serviceMonitor/{APPS}/mlflow-postgresql-exporter/0", f"serviceMonitor/{NS}/kube-state-metrics/0",
+                         f"podMonitor/{TEAM}/seldon-agent/0", f"podMonitor/{TEAM}/seldon-server/0",
+                         f"serviceMonitor/{TEAM}/seldon-envoy/0"):
+            assert expected in jobs, sorted(jobs)
+        assert jobs[f"serviceMonitor/{APPS}/mlflow/0"]["basic_auth"]["username"] == "mlflow"  # from the MLflow server Secret
+        rule_files = client.CoreV1Api(api_client).read_namespaced_config_map("prometheus-prometheus-rulefiles-0", NS).data
+        groups = [g["name"] for text in rule_files.values() for g in yaml.safe_load(text)["groups"]]
+        assert groups[:2] == ["mlops-platform.quotas", "mlops-platform.seldon"], groups
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

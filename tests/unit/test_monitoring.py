@@ -18,8 +18,8 @@ DASHBOARDS = ROOT / "roles" / "monitoring" / "files" / "dashboards"
 
 SETTINGS = {
     "namespace": "monitoring", "install": "objects", "environment": "local", "pod_security": "restricted",
-    "operator": {"image": "quay.io/prometheus-operator/prometheus-operator:v0.94.0", "version": "v0.94.0", "resources": {}},
-    "config_reloader": {"image": "quay.io/prometheus-operator/prometheus-config-reloader:v0.94.0"},
+    "operator": {"image": "quay.io/prometheus-operator/prometheus-operator:v0.93.0", "version": "v0.93.0", "resources": {}},
+    "config_reloader": {"image": "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.0"},
     "prometheus": {"image": "quay.io/prometheus/prometheus:v3.16.0", "replicas": 1, "retention": "15d", "storage_size": "",
                    "storage_class": "", "scrape_interval": "30s", "evaluation_interval": "30s", "resources": {}},
     "alertmanager": {"image": "quay.io/prometheus/alertmanager:v0.35.0", "replicas": 1, "resources": {}, "config": {}},
@@ -41,7 +41,7 @@ SETTINGS = {
 }
 # Input data in the shape upstream.sh writes (the real file is read in the integration tests).
 UPSTREAM = {
-    "version": "v0.94.0",
+    "version": "v0.93.0",
     "crds": [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
               "metadata": {"name": "prometheusrules.monitoring.coreos.com", "annotations": {"x": "y"}},
               "spec": {"group": "monitoring.coreos.com", "names": {"kind": "PrometheusRule"}}}],
@@ -100,7 +100,7 @@ def test_problems_name_a_missing_or_mismatched_upstream_file(tmp_path):
     assert any("upstream.sh crds" in p and "none.json" in p for p in missing), missing
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**UPSTREAM, "version": "v0.90.0"}))
-    assert any("holds the CRDs of prometheus-operator v0.90.0, not v0.94.0" in p for p in m.problems(SETTINGS, str(other), dashboards()))
+    assert any("holds the CRDs of prometheus-operator v0.90.0, not v0.93.0" in p for p in m.problems(SETTINGS, str(other), dashboards()))
     ok = tmp_path / "ok.json"
     ok.write_text(json.dumps(UPSTREAM))
     assert m.problems(SETTINGS, str(ok), dashboards()) == []
@@ -225,3 +225,19 @@ def test_extra_dashboards_are_added_and_checked():
     boards = m.read_dashboards(str(DASHBOARDS), {"custom": {"title": "x"}})
     assert "custom.json" in boards
     assert any("dashboard custom.json: 'uid' must be a str" in p for p in m.problems(settings(install="helm"), "", boards))
+
+
+def test_the_role_pins_what_upstream_sh_fetches_and_builds():
+    """make setup fetches the CRDs with upstream.sh's defaults: the role must ask for the same release,
+    and its Prometheus image must be the release promtool and the test server are built from."""
+    import re
+    import subprocess
+
+    import yaml
+
+    env = dict(line.split("=", 1) for line in subprocess.run(
+        [str(ROOT / "roles/monitoring/files/upstream.sh"), "env"], capture_output=True, text=True, check=True).stdout.split())
+    defaults = yaml.safe_load((ROOT / "roles/monitoring/defaults/main.yml").read_text())
+    assert defaults["monitoring_operator_version"] == env["PROMETHEUS_OPERATOR_VERSION"]
+    minor = re.match(r"^v0\.3(\d\d)\.(\d+)$", env["PROMETHEUS_MODULE_VERSION"])
+    assert defaults["monitoring_prometheus_image"].endswith(f":v3.{int(minor.group(1))}.{minor.group(2)}")

@@ -22,6 +22,9 @@ def deployment(replicas, ready, image="ghcr.io/mlflow/mlflow:v3.1.0"):
     ({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}}, False, "Pending"),
     ({"kind": "SeldonRuntime", "status": {"conditions": [{"type": "Ready", "status": "False"}]}}, False, "Ready=False"),
     ({"kind": "SeldonRuntime", "status": {"conditions": [{"type": "Ready", "status": "True"}]}}, True, "Ready=True"),
+    ({"kind": "Prometheus", "status": {"conditions": [{"type": "Available", "status": "False"}]}}, False, "Available=False"),
+    ({"kind": "Alertmanager", "status": {"conditions": [{"type": "Available", "status": "True"}]}}, True, "Available=True"),
+    ({"kind": "Prometheus", "status": {}}, True, "exists"),
     ({"kind": "Secret"}, True, "exists"),
 ])
 def test_readiness(obj, ready, detail):

@@ -4,18 +4,22 @@
 #
 #   upstream.sh crds      the Prometheus Operator's CRDs and operator RBAC from its module's own
 #                         files (example/prometheus-operator-crd, example/rbac), one JSON file
-#   upstream.sh build     promtool and prometheus built from github.com/prometheus/prometheus
-#   upstream.sh path X    print the path of X: crds | promtool | prometheus
+#   upstream.sh build     promtool and prometheus built from github.com/prometheus/prometheus, and
+#                         the operator from github.com/prometheus-operator/prometheus-operator
+#   upstream.sh path X    print the path of X: crds | promtool | prometheus | operator
 #   upstream.sh env       print the settings as shell assignments
 #
 # Nothing fetched or built here is committed. Logs go to stderr; stdout carries the path.
 set -euo pipefail
 
-OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.94.0}"
+# v0.93.0: the newest release whose three modules (the operator, pkg/apis/monitoring and pkg/client)
+# the Go module proxy serves; it refuses pkg/client v0.94.0, so 0.94's operator cannot be built.
+OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.93.0}"
 PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
 CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
 CRDS_FILE="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION.json"
 PROM_BIN="$CACHE_DIR/bin/prometheus-$PROMETHEUS_MODULE_VERSION"
+OPERATOR_BIN="$CACHE_DIR/bin/prometheus-operator-$OPERATOR_VERSION"
 
 log() { printf '[upstream] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -65,27 +69,58 @@ PY
   echo "$CRDS_FILE"
 }
 
+build_prometheus() {
+  [[ -x $PROM_BIN/promtool && -x $PROM_BIN/prometheus ]] && return 0
+  local start=$SECONDS minor="${PROMETHEUS_MODULE_VERSION#v0.}" pkg=github.com/prometheus/common/version version
+  # Module version v0.3MM.P is Prometheus 3.MM.P (the repository tags both).
+  version="3.$((10#${minor:1:2})).${minor#*.}"
+  log "building promtool and prometheus from github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION"
+  rm -rf "$PROM_BIN.tmp"; mkdir -p "$PROM_BIN.tmp"
+  # remove_all_sd: no cloud service discovery (static and file configs remain), a much
+  # smaller build; the web UI assets are not embedded (the HTTP API is all the tests use).
+  GOBIN="$PROM_BIN.tmp" go install -trimpath -tags remove_all_sd \
+    -ldflags "-s -w -X $pkg.Version=$version -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION -X $pkg.Branch=module" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION" \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION"
+  rm -rf "$PROM_BIN"; mv "$PROM_BIN.tmp" "$PROM_BIN"
+  log "promtool and prometheus ready in $PROM_BIN ($((SECONDS - start)) s)"
+}
+
+build_operator() {
+  [[ -x $OPERATOR_BIN/operator ]] && return 0
+  local start=$SECONDS mod=github.com/prometheus-operator/prometheus-operator work="$CACHE_DIR/work/prometheus-operator-$OPERATOR_VERSION"
+  log "building the Prometheus Operator from $mod@$OPERATOR_VERSION"
+  # Its go.mod points its two submodules at ./pkg/... (replace directives, which `go install
+  # pkg@version` refuses): a throw-away main module pins them to the published release instead.
+  rm -rf "$work"; mkdir -p "$work"
+  cat >"$work/go.mod" <<GOMOD
+module mlops.platform/prometheus-operator-build
+
+go 1.26.0
+
+require $mod $OPERATOR_VERSION
+
+replace (
+	$mod/pkg/apis/monitoring => $mod/pkg/apis/monitoring $OPERATOR_VERSION
+	$mod/pkg/client => $mod/pkg/client $OPERATOR_VERSION
+)
+GOMOD
+  rm -rf "$OPERATOR_BIN.tmp"; mkdir -p "$OPERATOR_BIN.tmp"
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w -X github.com/prometheus/common/version.Version=${OPERATOR_VERSION#v}" \
+    -o "$OPERATOR_BIN.tmp/operator" "$mod/cmd/operator")
+  rm -rf "$OPERATOR_BIN"; mv "$OPERATOR_BIN.tmp" "$OPERATOR_BIN"
+  log "the operator is ready in $OPERATOR_BIN ($((SECONDS - start)) s)"
+}
+
 cmd_build() {
-  if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus ]]; then
+  if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus || ! -x $OPERATOR_BIN/operator ]]; then
     need_go
     mkdir -p "$CACHE_DIR"
+    # One build at a time: a second caller waits for the first, then finds the cache warm.
     exec 9>"$CACHE_DIR/prometheus-build.lock"
     flock 9
-    if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus ]]; then
-      local start=$SECONDS minor="${PROMETHEUS_MODULE_VERSION#v0.}" pkg=github.com/prometheus/common/version version
-      # Module version v0.3MM.P is Prometheus 3.MM.P (the repository tags both).
-      version="3.$((10#${minor:1:2})).${minor#*.}"
-      log "building promtool and prometheus from github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION (cold: several minutes on 2 cores)"
-      rm -rf "$PROM_BIN.tmp"; mkdir -p "$PROM_BIN.tmp"
-      # remove_all_sd: no cloud service discovery (static and file configs remain), a much
-      # smaller build; the web UI assets are not embedded (the HTTP API is all the tests use).
-      GOBIN="$PROM_BIN.tmp" go install -trimpath -tags remove_all_sd \
-        -ldflags "-s -w -X $pkg.Version=$version -X $pkg.Revision=$PROMETHEUS_MODULE_VERSION -X $pkg.Branch=module" \
-        "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION" \
-        "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_MODULE_VERSION"
-      rm -rf "$PROM_BIN"; mv "$PROM_BIN.tmp" "$PROM_BIN"
-      log "promtool and prometheus ready in $PROM_BIN ($((SECONDS - start)) s)"
-    fi
+    build_prometheus
+    build_operator
     exec 9>&-
   fi
   echo "$PROM_BIN"
@@ -98,7 +133,8 @@ case "${1:-}" in
     case "${2:-}" in
       crds) echo "$CRDS_FILE" ;;
       promtool | prometheus) echo "$PROM_BIN/$2" ;;
-      *) die "path: crds, promtool or prometheus" ;;
+      operator) echo "$OPERATOR_BIN/operator" ;;
+      *) die "path: crds, promtool, prometheus or operator" ;;
     esac ;;
   env) printf 'PROMETHEUS_OPERATOR_VERSION=%s\nPROMETHEUS_MODULE_VERSION=%s\nMLOPS_CACHE_DIR=%s\n' \
          "$OPERATOR_VERSION" "$PROMETHEUS_MODULE_VERSION" "$CACHE_DIR" ;;
