@@ -117,8 +117,9 @@ def project(installed_collection, api_client, tmp_path):
         time.sleep(0.5)
 
 
-def test_user_playbook_with_the_installed_roles_and_module_is_idempotent(installed_collection, kubeconfig,
-                                                                            api_client, project):
+def test_user_playbook_with_the_installed_roles_and_module_is_idempotent(
+    installed_collection, kubeconfig, api_client, project
+):
     from kubernetes import client
 
     canary = {k: f"canary{k}{pysecrets.token_hex(8)}" for k in ("s3_id", "s3_key", "app_token")}

@@ -70,7 +70,7 @@ def gzip_bomb(prefix: bytes, fill: bytes = b"\0" * BLOCK, blocks: int = BOMB_BLO
     block = deflate.compress(fill) + deflate.flush(zlib.Z_FULL_FLUSH)
     tail = deflate.flush()
     crc = zlib.crc32(prefix)
-    for _ in range(blocks):
+    for _block in range(blocks):
         crc = zlib.crc32(fill, crc)
     size = len(prefix) + blocks * len(fill)
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
