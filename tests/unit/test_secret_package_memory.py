@@ -11,6 +11,7 @@ archive into memory: these bombs took 2 GiB or died with a bare MemoryError.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -59,28 +60,48 @@ CHILD = textwrap.dedent(
 )
 
 
-def gzip_bomb(prefix: bytes, fill: bytes = b"\0" * BLOCK, blocks: int = BOMB_BLOCKS) -> bytes:
-    """A valid gzip file of `prefix` + `blocks` copies of `fill`, built without compressing it all.
+def gzip_segments(segments: list[tuple[bytes, int]]) -> bytes:
+    """A valid gzip file of each (data, times) segment repeated, built without compressing it all.
 
-    After a full flush deflate starts afresh, so the compressed form of `fill` is the same
+    After a full flush deflate starts afresh, so the compressed form of a segment is the same
     every time: compress it once and repeat those bytes. CRC-32 and length make the trailer valid.
     """
     deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    head = deflate.compress(prefix) + deflate.flush(zlib.Z_FULL_FLUSH)
-    block = deflate.compress(fill) + deflate.flush(zlib.Z_FULL_FLUSH)
-    tail = deflate.flush()
-    crc = zlib.crc32(prefix)
-    for _block in range(blocks):
-        crc = zlib.crc32(fill, crc)
-    size = len(prefix) + blocks * len(fill)
+    compressed: dict[bytes, bytes] = {}
+    body, crc, size = [], 0, 0
+    for data, times in segments:
+        if data not in compressed:
+            compressed[data] = deflate.compress(data) + deflate.flush(zlib.Z_FULL_FLUSH)
+        body.append(compressed[data] * times)
+        for _time in range(times):
+            crc = zlib.crc32(data, crc)
+        size += len(data) * times
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-    return header + head + block * blocks + tail + crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little")
+    trailer = deflate.flush() + crc.to_bytes(4, "little") + (size % 2**32).to_bytes(4, "little")
+    return header + b"".join(body) + trailer
+
+
+def gzip_bomb(prefix: bytes, fill: bytes = b"\0" * BLOCK, blocks: int = BOMB_BLOCKS) -> bytes:
+    """`prefix`, then `blocks` copies of `fill` (2 GiB of zeros by default), gzipped."""
+    return gzip_segments([(prefix, 1), (fill, blocks)])
+
+
+def tar_member(name: str, content: bytes = b"", size: int | None = None) -> bytes:
+    """A tar header (claiming `size`, by default the content's) and the content padded to 512 bytes."""
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(content) if size is None else size, 0o600
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + content + b"\0" * (-len(content) % 512)
 
 
 def tar_header(name: str, size: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = size, 0o600
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
+    return tar_member(name, size=size)
+
+
+def manifest_member(files: dict[str, str]) -> bytes:
+    """A well-formed MANIFEST.json for NS listing `files` (path → sha256), as a forger would write it."""
+    listed = {"overlays/production/kustomization.yaml": "0" * 64, **files}
+    manifest = {"format": 1, "namespace": NS, "environments": ["production"], "files": listed}
+    return tar_member("MANIFEST.json", json.dumps(manifest).encode())
 
 
 def run_module(args: dict) -> tuple[dict, dict]:
@@ -94,17 +115,30 @@ def run_module(args: dict) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def bombs(tmp_path_factory) -> dict[str, Path]:
-    """The bombs, each about 2 MB on disk and 2 GiB inflated."""
+    """The bombs, each under 2.5 MB on disk and at least 255 MiB (most 2 GiB) inflated."""
     where = tmp_path_factory.mktemp("bombs")
+    blank = b" " * BLOCK  # valid text, a valid (empty) YAML document
+    blank_sum = hashlib.sha256(blank).hexdigest()
+    blank_files = [f"base/f{i:03d}.yaml" for i in range(255)]
     made = {
         # One member that claims its 2 GiB in the tar header.
         "member-claims-2GiB": gzip_bomb(tar_header("base/bomb.yaml", BOMB_BLOCKS * BLOCK)),
+        # A forged manifest that lists it first, so it is read: 2 GiB of zeros.
+        "manifest-then-2GiB-of-zeros": gzip_bomb(
+            manifest_member({"base/bomb.yaml": "0" * 64}) + tar_header("base/bomb.yaml", BOMB_BLOCKS * BLOCK)
+        ),
+        # 255 listed files of 1 MiB of spaces, their checksums right: text all the way, within
+        # the default max_members and max_file_size.
+        "255-blank-files-of-1MiB": gzip_segments(
+            [(manifest_member(dict.fromkeys(blank_files, blank_sum)), 1)]
+            + [segment for name in blank_files for segment in ((tar_header(name, BLOCK), 1), (blank, 1))]
+        ),
         # Only zeros: tar reads them as the end of an empty archive followed by 2 GiB of "padding".
         "zeros-not-a-tar": gzip_bomb(b""),
     }
     paths = {}
     for name, data in made.items():
-        assert 1_500_000 < len(data) < 2_500_000, (name, len(data))
+        assert len(data) < 2_500_000, (name, len(data))
         paths[name] = where / f"{name}.tar.gz"
         paths[name].write_bytes(data)
     return paths
@@ -119,15 +153,22 @@ def test_bomb_helper_makes_a_valid_gzip(bombs):
     assert data[:2] == b"\x1f\x8b" and int.from_bytes(data[-4:], "little") == (512 + BOMB_BLOCKS * BLOCK) % 2**32
 
 
+ALL_4GIB = {"max_total_size": 4 * GIB, "max_file_size": 4 * GIB, "max_members": 1_000_000}
+
+
 @pytest.mark.parametrize(
     ("bomb", "limits", "message"),
     [
         ("member-claims-2GiB", {"max_total_size": 4 * GIB}, "is 2147483648 bytes, above max_file_size"),
-        # Every limit raised: the first chunk of the member is refused as not text.
-        ("member-claims-2GiB", {"max_total_size": 4 * GIB, "max_file_size": 4 * GIB}, r"holds the byte b'\\x00'"),
+        # Every limit raised: refused at the header, before any of it is read.
+        ("member-claims-2GiB", ALL_4GIB, "MANIFEST.json is missing or is not the first file"),
+        # Read, and refused at its first chunk: package files are text.
+        ("manifest-then-2GiB-of-zeros", ALL_4GIB, r"'base/bomb.yaml' holds the byte b'\\x00' at offset 0"),
+        # Refused at the first file, whose content is no Secret, before the next is read.
+        ("255-blank-files-of-1MiB", {"max_total_size": 4 * GIB}, "base/f000.yaml is empty"),
         ("zeros-not-a-tar", {"max_total_size": 4 * GIB}, "after the end of the tar"),
     ],
-    ids=["default-file-limit", "all-limits-4GiB", "not-a-tar"],
+    ids=["default-file-limit", "all-limits-raised", "manifest-then-zeros", "many-blank-files", "not-a-tar"],
 )
 def test_gzip_bomb_is_refused_within_a_few_mib(tmp_path, bombs, bomb, limits, message):
     dest = tmp_path / "dest"
