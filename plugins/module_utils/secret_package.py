@@ -376,6 +376,8 @@ class _GzipStream:
         self.total = 0
 
     def read(self, size: int = -1) -> bytes:
+        if size == 0:  # zlib reads max_length 0 as "no limit"
+            return b""
         size = _CHUNK if size is None or size < 0 else min(size, _CHUNK)
         while not self._inflater.eof:
             if not self._pending:

@@ -226,3 +226,12 @@ def test_stream_reads_the_file_in_bounded_chunks():
     files, _dirs = sp.read_archive(Recorder(sp.build(SPEC)[0]))
     assert "MANIFEST.json" in files
     assert asked and all(0 < size <= 64 * 1024 for size in asked)
+
+
+def test_stream_returns_at_most_one_chunk_and_nothing_for_zero():
+    """zlib takes max_length 0 as "no limit": a read of 0 bytes must not inflate anything."""
+    bomb = io.BytesIO(gzip_bomb(b"", blocks=4))
+    stream = sp._GzipStream(bomb, 4 * GIB)
+    assert stream.read(0) == b"" and stream.total == 0
+    assert len(stream.read()) == 64 * 1024 and len(stream.read(10**9)) == 64 * 1024
+    assert stream.total == 128 * 1024
