@@ -21,8 +21,10 @@ Reading a package never trusts it: the compressed and decompressed sizes, the me
 and sizes are capped, only regular files and their parent directories under canonical
 relative paths are accepted, every file must be listed in the manifest with a matching
 checksum, the signature must verify when a key is configured, and every object must target
-the expected namespace. All of this happens in memory; only a package that passes is
-written, to a temporary directory next to the destination that is then renamed into place.
+the expected namespace. The archive is read as a stream and each file is checked as it
+arrives (MANIFEST.json first, as the builder sorts it), so memory holds the files that passed
+and the one being read, never max_total_size; only a package that passes is written, to a
+temporary directory next to the destination that is then renamed into place.
 """
 
 from __future__ import annotations
@@ -347,30 +349,72 @@ def build(spec: dict) -> tuple[bytes, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------
-# Reading: every check runs on bytes in memory before anything touches the filesystem.
+# Reading: every check runs as the archive streams in, before anything touches the filesystem.
+# Memory holds the files that passed every check, the one being read (at most max_file_size)
+# and one chunk of the stream, never max_total_size: a gzip bomb is refused at the member
+# header that claims too much or is not listed, at the first byte that cannot be in a YAML or
+# JSON file, at its first file that is not a valid one, or at max_total_size.
+
+_CHUNK = 64 * 1024
+# tar pads its end to a record (10 KiB for tarfile and GNU tar's default, up to 1 MiB with a
+# large blocking factor); anything longer after the end-of-archive blocks is not a package.
+_TAR_TAIL_LIMIT = 1024 * 1024
+# Bytes that neither YAML (PyYAML's printable set) nor JSON allows in a file: C0 controls other
+# than tab, LF and CR, and DEL. Package files are YAML and JSON text only.
+_NOT_TEXT_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _decompress(data: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    out = bytearray()
-    pending = data
-    try:
-        while pending:
-            out += inflater.decompress(pending, limit + 1 - len(out))
-            if len(out) > limit:
+class _GzipStream:
+    """The decompressed bytes of a gzip file object, `_CHUNK` at a time, refusing more than `limit`."""
+
+    def __init__(self, source, limit: int) -> None:
+        self._source = source
+        self._limit = limit
+        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self.compressed = 0
+        self.total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # zlib reads max_length 0 as "no limit"
+            return b""
+        size = _CHUNK if size is None or size < 0 else min(size, _CHUNK)
+        while not self._inflater.eof:
+            if not self._pending:
+                self._pending = self._source.read(_CHUNK)
+                if not self._pending:
+                    if self.compressed == 0:
+                        raise PackageError("the archive is empty (0 bytes): it is not a package")
+                    raise PackageError("the archive is truncated (the gzip stream ends early)")
+                self.compressed += len(self._pending)
+                if self.compressed > self._limit:
+                    raise PackageError(f"the archive is above max_total_size ({self._limit} bytes)")
+            try:
+                out = self._inflater.decompress(self._pending, size)
+            except zlib.error as exc:
+                raise PackageError(f"the archive is not valid gzip data ({exc})") from None
+            self._pending = self._inflater.unconsumed_tail
+            self.total += len(out)
+            if self.total > self._limit:
                 raise PackageError(
-                    f"the archive expands beyond {limit} bytes (max_total_size): refusing a possible gzip bomb"
+                    f"the archive expands beyond {self._limit} bytes (max_total_size): refusing a possible gzip bomb"
                 )
-            pending = inflater.unconsumed_tail
-            if inflater.eof:
-                break
-    except zlib.error as exc:
-        raise PackageError(f"the archive is not valid gzip data ({exc})") from None
-    if not inflater.eof:
-        raise PackageError("the archive is truncated (the gzip stream ends early)")
-    if inflater.unused_data:
-        raise PackageError("the archive has trailing data after the gzip stream")
-    return bytes(out)
+            if out:
+                return out
+        return b""
+
+    def finish(self) -> None:
+        """After the tar's end: allow its padding only, then the end of the gzip stream and of the file."""
+        tail = 0
+        while chunk := self.read():
+            tail += len(chunk)
+            if tail > _TAR_TAIL_LIMIT:
+                raise PackageError(
+                    f"the archive goes on for more than {_TAR_TAIL_LIMIT} bytes after the end of the tar: "
+                    "it is not a package (a possible gzip bomb)"
+                )
+        if self._inflater.unused_data or self._source.read(1):
+            raise PackageError("the archive has trailing data after the gzip stream")
 
 
 def _check_member_name(name: str) -> str:
@@ -385,17 +429,42 @@ def _check_member_name(name: str) -> str:
     return clean
 
 
-def read_archive(data: bytes, limits: dict | None = None) -> tuple[dict[str, bytes], set[str]]:
-    """Files and directories of a package archive, refusing anything unsafe."""
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
+    """A regular member's content, checked chunk by chunk as it streams in."""
+    handle = tar.extractfile(member)
+    parts: list[bytes] = []
+    got = 0
+    while handle is not None and got < member.size:
+        chunk = handle.read(min(_CHUNK, member.size - got))
+        if not chunk:
+            break
+        bad = _NOT_TEXT_RE.search(chunk)
+        if bad:
+            raise PackageError(
+                f"member {name!r} holds the byte {bad.group()!r} at offset {got + bad.start()}: package files are "
+                "YAML or JSON text; refusing a binary file (or a possible gzip bomb)"
+            )
+        parts.append(chunk)
+        got += len(chunk)
+    if got != member.size:
+        raise PackageError(f"member {name!r} is truncated")
+    return b"".join(parts)
+
+
+def read_archive(source, limits: dict | None = None, check=None) -> tuple[dict[str, bytes], set[str]]:
+    """Files and directories of a package archive (bytes or a binary file object), refusing anything unsafe.
+
+    `check` (a StreamCheck) sees each file's name before its content is read and its content
+    right after, before the next member.
+    """
     lim = {**DEFAULT_LIMITS, **(limits or {})}
-    if len(data) > lim["max_total_size"]:
-        raise PackageError(f"the archive is {len(data)} bytes, above max_total_size ({lim['max_total_size']})")
-    raw = _decompress(data, lim["max_total_size"])
+    stream = _GzipStream(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source,
+                         lim["max_total_size"])
     files: dict[str, bytes] = {}
     dirs: set[str] = set()
     count = 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
             while True:
                 member = tar.next()
                 if member is None:
@@ -421,11 +490,12 @@ def read_archive(data: bytes, limits: dict | None = None) -> tuple[dict[str, byt
                     raise PackageError(
                         f"member {name!r} is {member.size} bytes, above max_file_size ({lim['max_file_size']})"
                     )
-                handle = tar.extractfile(member)
-                content = handle.read() if handle is not None else b""
-                if len(content) != member.size:
-                    raise PackageError(f"member {name!r} is truncated")
-                files[name] = content
+                if check is not None:
+                    check.header(name)
+                files[name] = _read_member(tar, member, name)
+                if check is not None:
+                    check.content(name, files[name])
+        stream.finish()
     except (tarfile.TarError, EOFError) as exc:
         raise PackageError(f"the archive is not a readable tar ({exc}); it may be truncated or corrupt") from None
     if not files:
@@ -481,6 +551,101 @@ def _check_object(path: str, doc, namespace: str) -> None:
             )
 
 
+def _verify_signature(key, manifest: bytes, signature: bytes) -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        key.verify(base64.b64decode(signature.strip(), validate=True), manifest)
+    except (InvalidSignature, ValueError):
+        raise PackageError(f"the signature in {SIGNATURE} does not match {MANIFEST} and verify_key") from None
+
+
+def _parse_manifest(content: bytes, namespace: str) -> dict:
+    """MANIFEST.json checked on its own: format, listed paths, namespace and environments."""
+    try:
+        manifest = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise PackageError(f"{MANIFEST} is not valid JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise PackageError(f"{MANIFEST} has format {manifest.get('format') if isinstance(manifest, dict) else None!r};"
+                           f" this module reads format {FORMAT_VERSION}")
+    listed_sums = manifest.get("files")
+    if not isinstance(listed_sums, dict) or not listed_sums:
+        raise PackageError(f"{MANIFEST} lists no files")
+    for path in sorted(listed_sums):
+        if not isinstance(path, str) or not _CONTENT_PATH_RE.match(path):
+            raise PackageError(f"{MANIFEST} lists {path!r}, which is not a valid package path")
+    if manifest.get("namespace") != namespace:
+        raise PackageError(f"the package is for namespace {manifest.get('namespace')!r}, not {namespace!r}")
+    envs = manifest.get("environments")
+    if not isinstance(envs, list) or not envs:
+        raise PackageError(f"{MANIFEST} names no environments")
+    for env in envs:
+        if f"overlays/{env}/{KUSTOMIZATION}" not in listed_sums:
+            raise PackageError(f"the overlay for environment {env!r} has no {KUSTOMIZATION}")
+    return manifest
+
+
+def _check_file(path: str, content: bytes, listed_sums: dict, namespace: str) -> None:
+    """One listed file: its checksum, then its content (a Kustomization or Secrets for `namespace`)."""
+    if hashlib.sha256(content).hexdigest() != listed_sums[path]:
+        raise PackageError(f"checksum mismatch for {path}: the package was altered or corrupted")
+    docs = _load_yaml_docs(path, content)
+    if posixpath.basename(path) == KUSTOMIZATION:
+        if len(docs) != 1:
+            raise PackageError(f"{path} must be a single Kustomization")
+        _check_kustomization(path, docs[0], set(listed_sums))
+    else:
+        if not docs:
+            raise PackageError(f"{path} is empty")
+        for doc in docs:
+            _check_object(path, doc, namespace)
+
+
+class StreamCheck:
+    """Checks each file of a package as it streams in (read_archive's `check`), so that a package
+    is refused at its first bad file and memory never holds more than the files that passed.
+
+    The manifest must be the first file (the builder sorts it there) and, when `verify_key` is
+    set, its signature the second, verified before anything else is read; then every file must
+    be listed, match its checksum and hold valid content before the next one is read.
+    verify_package still checks the whole package at the end (missing files, directories,
+    kustomizations that include each other).
+    """
+
+    def __init__(self, namespace: str, verify_key: str | None = None) -> None:
+        _require_yaml()
+        self.namespace = namespace
+        self.key = load_verify_key(verify_key) if verify_key else None
+        self.manifest: bytes | None = None
+        self.sums: dict | None = None
+
+    def header(self, name: str) -> None:
+        """Before a file's content is read."""
+        if self.manifest is None:
+            if name != MANIFEST:
+                raise PackageError(f"{MANIFEST} is missing or is not the first file of the archive (the first is "
+                                   f"{name!r}): this is not an mlops.platform secret package")
+        elif name == SIGNATURE:
+            return
+        elif self.sums is None:  # verify_key is set and the signature did not follow the manifest
+            raise PackageError(f"{SIGNATURE} is missing but verify_key is set: refusing an unsigned package")
+        elif name not in self.sums:
+            raise PackageError(f"files not listed in {MANIFEST}: {name}")
+
+    def content(self, name: str, data: bytes) -> None:
+        if self.manifest is None:
+            self.manifest = data
+            if self.key is None:
+                self.sums = _parse_manifest(data, self.namespace)["files"]
+        elif name == SIGNATURE:
+            if self.key is not None:
+                _verify_signature(self.key, self.manifest, data)
+                self.sums = _parse_manifest(self.manifest, self.namespace)["files"]
+        else:
+            _check_file(name, data, self.sums, self.namespace)
+
+
 def verify_package(
     files: dict[str, bytes], dirs: set[str], namespace: str, verify_key: str | None = None
 ) -> dict:
@@ -492,26 +657,10 @@ def verify_package(
         key = load_verify_key(verify_key)
         if SIGNATURE not in files:
             raise PackageError(f"{SIGNATURE} is missing but verify_key is set: refusing an unsigned package")
-        from cryptography.exceptions import InvalidSignature
-
-        try:
-            key.verify(base64.b64decode(files[SIGNATURE].strip(), validate=True), files[MANIFEST])
-        except (InvalidSignature, ValueError):
-            raise PackageError(f"the signature in {SIGNATURE} does not match {MANIFEST} and verify_key") from None
-    try:
-        manifest = json.loads(files[MANIFEST].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise PackageError(f"{MANIFEST} is not valid JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        raise PackageError(f"{MANIFEST} has format {manifest.get('format') if isinstance(manifest, dict) else None!r};"
-                           f" this module reads format {FORMAT_VERSION}")
-    listed_sums = manifest.get("files")
-    if not isinstance(listed_sums, dict) or not listed_sums:
-        raise PackageError(f"{MANIFEST} lists no files")
+        _verify_signature(key, files[MANIFEST], files[SIGNATURE])
+    manifest = _parse_manifest(files[MANIFEST], namespace)
+    listed_sums = manifest["files"]
     listed = set(listed_sums)
-    for path in sorted(listed):
-        if not isinstance(path, str) or not _CONTENT_PATH_RE.match(path):
-            raise PackageError(f"{MANIFEST} lists {path!r}, which is not a valid package path")
     present = set(files) - {MANIFEST, SIGNATURE}
     extra = sorted(present - listed)
     if extra:
@@ -523,27 +672,7 @@ def verify_package(
     if stray:
         raise PackageError(f"directories not used by any listed file: {', '.join(stray)}")
     for path in sorted(listed):
-        if hashlib.sha256(files[path]).hexdigest() != listed_sums[path]:
-            raise PackageError(f"checksum mismatch for {path}: the package was altered or corrupted")
-    if manifest.get("namespace") != namespace:
-        raise PackageError(f"the package is for namespace {manifest.get('namespace')!r}, not {namespace!r}")
-    envs = manifest.get("environments")
-    if not isinstance(envs, list) or not envs:
-        raise PackageError(f"{MANIFEST} names no environments")
-    for env in envs:
-        if f"overlays/{env}/{KUSTOMIZATION}" not in listed:
-            raise PackageError(f"the overlay for environment {env!r} has no {KUSTOMIZATION}")
-    for path in sorted(listed):
-        docs = _load_yaml_docs(path, files[path])
-        if posixpath.basename(path) == KUSTOMIZATION:
-            if len(docs) != 1:
-                raise PackageError(f"{path} must be a single Kustomization")
-            _check_kustomization(path, docs[0], listed)
-        else:
-            if not docs:
-                raise PackageError(f"{path} is empty")
-            for doc in docs:
-                _check_object(path, doc, namespace)
+        _check_file(path, files[path], listed_sums, namespace)
     overlay_resources(files, manifest)  # refuses kustomizations that include each other
     return manifest
 
@@ -567,16 +696,21 @@ def overlay_resources(files: dict[str, bytes], manifest: dict) -> dict[str, list
     return {env: resolve(f"overlays/{env}", frozenset()) for env in manifest["environments"]}
 
 
-def read_package_file(path: str, limits: dict | None = None) -> bytes:
+def read_package_file(path: str, limits: dict | None = None, check=None) -> tuple[dict[str, bytes], set[str]]:
+    """Files and directories of the package file at `path`, read as a stream (see read_archive)."""
     lim = {**DEFAULT_LIMITS, **(limits or {})}
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise PackageError(f"{path} is not a regular file")
-        if st.st_size > lim["max_total_size"]:
-            raise PackageError(f"{path} is {st.st_size} bytes, above max_total_size ({lim['max_total_size']})")
-        with open(path, "rb") as handle:
-            return handle.read(lim["max_total_size"] + 1)
+        # O_NONBLOCK: opening a FIFO must not hang; fstat then refuses anything but a regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise PackageError(f"{path} is not a regular file")
+            if st.st_size == 0:
+                raise PackageError(f"{path} is empty (0 bytes): it is not a package")
+            if st.st_size > lim["max_total_size"]:
+                raise PackageError(f"{path} is {st.st_size} bytes, above max_total_size ({lim['max_total_size']})")
+            return read_archive(handle, lim, check)
     except OSError as exc:
         raise PackageError(f"cannot read the package {path}: {exc.strerror}") from None
 
@@ -584,7 +718,7 @@ def read_package_file(path: str, limits: dict | None = None) -> bytes:
 def load_package(path: str, namespace: str, verify_key: str | None = None,
                  limits: dict | None = None) -> tuple[dict[str, bytes], dict]:
     """Read, check and verify a package file: (files to extract, manifest)."""
-    files, dirs = read_archive(read_package_file(path, limits), limits)
+    files, dirs = read_package_file(path, limits, StreamCheck(namespace, verify_key))
     manifest = verify_package(files, dirs, namespace, verify_key)
     return files, manifest
 
@@ -715,10 +849,10 @@ def write_package(path: str, data: bytes, check_mode: bool = False) -> tuple[boo
     return True, before
 
 
-def archive_names(data: bytes) -> list[str]:
-    """File names of an existing archive for the diff, or [] when it cannot be read."""
+def archive_names(source) -> list[str]:
+    """File names of an existing archive (bytes or a binary file object) for the diff, or [] when it cannot be read."""
     try:
-        files = read_archive(data)[0]
+        files = read_archive(source)[0]
     except PackageError:
         return []
     return sorted(files)
@@ -738,7 +872,7 @@ def remove(path: str, check_mode: bool = False) -> tuple[bool, list[str]]:
         return True, removed
     if os.path.isfile(path) and not os.path.islink(path) and path.endswith(".tar.gz"):
         with open(path, "rb") as handle:
-            removed = archive_names(handle.read())
+            removed = archive_names(handle)
         if not check_mode:
             os.unlink(path)
         return True, removed

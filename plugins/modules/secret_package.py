@@ -22,12 +22,15 @@ description:
     is given, from which the sealing randomness is derived; without it a sealed package is rebuilt on
     every run.
   - With O(signing_key) (Ed25519), C(MANIFEST.json.sig) signs the manifest; teams check it with O(verify_key).
-  - The team side (O(state=extracted)) reads the package entirely in memory and refuses it unless it is
-    safe and intact (absolute paths, C(..), links, devices, unlisted or missing files, checksum or
-    signature mismatch, oversized or too many members, gzip bombs, truncated archives, objects for
-    another namespace or kustomizations that reach outside the package). It then writes the files
-    (mode 0600, directories 0700) to a temporary directory next to O(dest) and renames it into place,
-    so a refusal writes nothing. O(dest) must be absent, empty or a previously extracted package.
+  - The team side (O(state=extracted)) reads the package as a stream and checks each file as it arrives
+    (C(MANIFEST.json) must be the first, as this module writes it, and with O(verify_key) its signature
+    the second), so memory holds only the files that passed. It refuses the package unless it is safe
+    and intact (absolute paths, C(..), links, devices, unlisted or missing files, checksum or signature
+    mismatch, oversized or too many members, binary content, gzip bombs, empty or truncated archives,
+    objects for another namespace or kustomizations that reach outside the package). It then writes
+    the files (mode 0600, directories 0700) to a temporary directory next to O(dest) and renames it
+    into place, so a refusal writes nothing. O(dest) must be absent, empty or a previously extracted
+    package.
   - O(state=absent) removes a package file or an extracted package directory.
   - Diff output lists file names, never values.
 author:
@@ -143,11 +146,16 @@ options:
     type: int
     default: 256
   max_file_size:
-    description: Largest single file accepted when extracting, in bytes.
+    description:
+      - Largest single file accepted when extracting, in bytes.
+      - A file is held in memory while it is read and checked, so this bounds the memory a refused package can
+        take beyond the files that passed every check; O(max_total_size) does not.
     type: int
     default: 1048576
   max_total_size:
-    description: Largest package accepted when extracting, compressed and decompressed, in bytes.
+    description:
+      - Largest package accepted when extracting, compressed and decompressed, in bytes.
+      - The archive is read in 64 KiB chunks, so raising this does not raise the memory used.
     type: int
     default: 16777216
 notes:

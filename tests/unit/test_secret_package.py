@@ -442,6 +442,8 @@ CORPUS = {
     ),
     "missing-file": (lambda: _without("overlays/staging/mlflow.yaml"), "missing from the archive"),
     "missing-manifest": (lambda: _without(sp.MANIFEST), "MANIFEST.json is missing"),
+    # Read as a stream, files are checked against the manifest as they arrive: it must come first.
+    "manifest-not-first": (lambda: tar_gz(entries(_valid())[::-1]), "MANIFEST.json is missing or is not the first"),
     "wrong-namespace": (
         lambda: sp.build(spec(namespace="financial-ml"))[0], "package is for namespace 'financial-ml'"
     ),
@@ -452,7 +454,8 @@ CORPUS = {
     "kustomization-cycle": (_kustomization_cycle, "includes itself"),
     "deeply-nested-manifest": (_deep_manifest, "MANIFEST.json is not valid JSON"),
     "object-without-namespace": (_object_without_namespace, "targets namespace None"),
-    "gzip-bomb": (_bomb, "possible gzip bomb"),
+    # Refused at the member header, before its 64 MiB are inflated (see test_secret_package_memory.py).
+    "gzip-bomb": (_bomb, "is 67108864 bytes, above max_file_size"),
     "truncated": (lambda: sp.build(spec())[0][:-40], "truncated"),
     "truncated-tar": (
         lambda: gzip.compress(gzip.decompress(sp.build(spec())[0])[:1500], mtime=0),
@@ -461,24 +464,32 @@ CORPUS = {
     "not-gzip": (lambda: b"PK\x03\x04 this is a zip, not a package", "not valid gzip"),
     "trailing-data": (lambda: sp.build(spec())[0] + gzip.compress(b"more", mtime=0), "trailing data"),
     "duplicate-member": (lambda: _with([{"name": "base/ml-platform.yaml", "data": b"x"}]), "appears twice"),
+    # Directories, so the count is reached before any other check refuses the extra members.
     "too-many-members": (
-        lambda: _with([{"name": f"base/f{i}.yaml", "data": b"x"} for i in range(300)]), "more than 256 members"
+        lambda: _with([{"name": f"overlays/e{i}", "type": tarfile.DIRTYPE} for i in range(300)]), "more than 256 members"
     ),
     "oversized-member": (
         lambda: _with([{"name": "base/big.yaml", "data": os.urandom(2 * 1024 * 1024)}]), "above max_file_size"
     ),
     "unsigned-when-key-required": (lambda: sp.build(spec())[0], "refusing an unsigned package"),
+    # With verify_key the signature must follow the manifest, checked before any other file is read.
+    "signature-not-second": (None, "MANIFEST.json.sig is missing but verify_key is set"),
     "bad-signature": (None, "signature in MANIFEST.json.sig does not match"),
     "stray-directory": (lambda: _with([{"name": "overlays/qa", "type": tarfile.DIRTYPE}]), "directories not used"),
 }
-NEEDS_KEY = {"unsigned-when-key-required", "bad-signature"}
+NEEDS_KEY = {"unsigned-when-key-required", "bad-signature", "signature-not-second"}
 
 
 @pytest.mark.parametrize("case", sorted(CORPUS))
 def test_hostile_package_is_refused_and_nothing_is_written(tmp_path, ed25519_keys, case):
     make, message = CORPUS[case]
     public = ed25519_keys[1]
-    data = _signed_by_other_key(public) if case == "bad-signature" else make()
+    if case == "signature-not-second":
+        files = files_of(signing_key=ed25519_keys[0])
+        signature = files.pop(sp.SIGNATURE)
+        data = tar_gz([*entries(files), {"name": sp.SIGNATURE, "data": signature}])
+    else:
+        data = _signed_by_other_key(public) if case == "bad-signature" else make()
     workdir = tmp_path / "work"
     workdir.mkdir()
     src = workdir / "hostile.tar.gz"
