@@ -32,7 +32,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Local state of the checkout that a run may touch without being the collection's doing.
 CHECKOUT_SKIP = {".git", ".venv", ".venv-mlflow", ".collections", ".pytest_cache", ".ruff_cache", "__pycache__",
                  ".ansible"}
-CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw")
+# The real cache's upstream files (roles/monitoring/files/upstream.sh crds), outside any test's cache.
+UPSTREAM_DIR = pathlib.Path(subprocess.run(
+    [str(pathlib.Path(__file__).resolve().parents[2] / "roles/monitoring/files/upstream.sh"), "path", "crds"],
+    capture_output=True, text=True, check=True).stdout.strip()).parent
+CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw", "grafana_pw", "alert_hook")
 
 
 def b64_forms(value: str) -> list[str]:
@@ -78,6 +82,11 @@ class Canaries:
                                 "host": "mlflow-postgresql.mlflow.svc.cluster.local", "port": 5432,
                                 "database": "mlflow", "driver": "psycopg2", "scheme": "postgresql+psycopg2",
                                 "connection_url": ""},
+            "secrets_grafana": {"enabled": True, "name": "grafana-admin", "namespace": "monitoring",
+                                "admin_user": "admin", "admin_password": v["grafana_pw"]},
+            "monitoring_alertmanager_config": {
+                "route": {"receiver": "pager"},
+                "receivers": [{"name": "pager", "webhook_configs": [{"url": f"https://hooks.example/{v['alert_hook']}"}]}]},
             "secrets_package_signing_key": self.signing_key_pem,
         }
 
@@ -106,8 +115,13 @@ class LeakScan:
         self.canaries = canaries
         self.cache_dir = cache_dir or tmp_path / "cache"
         self.destinations = (*destinations, self.cache_dir / "credentials")
-        # Under the cache: the cluster's binaries and its data (etcd holds the Secrets: a destination).
-        self.cache_skip = ("bin", "work", "kwok", *cache_skip)
+        # Under the cache: the cluster's binaries and its data (etcd holds the Secrets: a destination),
+        # and the monitoring role's upstream CRDs (fetched by make setup into the real cache).
+        self.cache_skip = ("bin", "work", "kwok", "upstream", *cache_skip)
+        upstream = self.cache_dir / "upstream"
+        if not upstream.exists():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            upstream.symlink_to(UPSTREAM_DIR, target_is_directory=True)
         self.count = 0
 
     def run(self, playbook: str, *args: str, extra: dict | None = None, json_report: bool = False,
