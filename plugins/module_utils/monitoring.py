@@ -43,8 +43,6 @@ DASHBOARD_LABEL = "grafana_dashboard"
 DURATION = re.compile(r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PINNED_IMAGE = re.compile(r"^[^\s]+:[^\s:/]+$")
-# Passwords Grafana or the charts ship with, refused as an admin password.
-WEAK_PASSWORDS = {"admin", "prom-operator", "password", "changeme", "grafana"}
 
 _POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 _CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},

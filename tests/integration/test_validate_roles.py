@@ -43,3 +43,19 @@ def test_cluster_settings_the_spec_cannot_check_fail_before_the_cluster_is_touch
     assert "cluster: invalid settings" in run.stdout + run.stderr and "(got '1.40' and '1.33')" in run.stdout + run.stderr
     assert "TASK [mlops.platform.cluster : Fail on invalid cluster settings]" in run.stdout
     assert "offline cluster answers" not in run.stdout and "TASK [mlops.platform.team_isolation" not in run.stdout
+
+
+def test_grafanas_admin_password_cannot_be_a_default_or_short(tmp_path):
+    """The secrets role refuses a well-known or short Grafana password before any API call (no cluster here)."""
+    base = {"teams": [], "secrets_kubeconfig": str(tmp_path / "no-cluster"),
+            "secrets_grafana": {"enabled": True, "name": "grafana-admin", "namespace": "monitoring", "admin_user": "admin"}}
+    for password in ("prom-operator", "short-pw"):
+        variables = {**base, "secrets_grafana": {**base["secrets_grafana"], "admin_password": password}}
+        run = run_role("mlops.platform.secrets", tmp_path, variables)
+        assert run.returncode != 0
+        said = run.stdout + run.stderr
+        assert "secrets_grafana.admin_password must have 12+ characters and not be a default" in said
+        assert password not in said
+    ok = {**base, "secrets_grafana": {**base["secrets_grafana"], "admin_password": "a-long-vaulted-password"}}
+    run = run_role("mlops.platform.secrets", tmp_path, ok, "--check")
+    assert "secrets_grafana.admin_password must" not in run.stdout + run.stderr

@@ -78,3 +78,16 @@ def test_database_secret_url_quotes_the_credentials_and_is_absent_when_disabled(
     given = {**SETTINGS, "database": {**SETTINGS["database"], "connection_url": "postgresql://elsewhere/db"}}
     assert secrets_specs([], given)[0]["secret"]["data"]["connection-url"] == "postgresql://elsewhere/db"
     assert secrets_specs([], {**SETTINGS, "database": {**SETTINGS["database"], "enabled": False}}) == []
+
+
+def test_grafana_admin_secret_for_the_monitoring_role_names_an_empty_password():
+    grafana = {"enabled": True, "name": "grafana-admin", "namespace": "monitoring", "admin_user": "admin",
+               "admin_password": "a-long-vaulted-password"}
+    spec = secrets_specs([], {**SETTINGS, "database": {"enabled": False}, "grafana": grafana})
+    assert [(s["namespace"], s["secret"]["name"]) for s in spec] == [("monitoring", "grafana-admin")]
+    assert spec[0]["secret"]["data"] == {"admin-user": "admin", "admin-password": "a-long-vaulted-password"}
+    assert secrets_missing(spec) == []
+    empty = secrets_specs([], {**SETTINGS, "database": {"enabled": False}, "grafana": {**grafana, "admin_password": ""}})
+    assert secrets_missing(empty) == ["secrets_grafana.admin_password (for monitoring/grafana-admin)",
+                                      "monitoring/grafana-admin.admin-password"]
+    assert secrets_specs([], {**SETTINGS, "database": {"enabled": False}, "grafana": {**grafana, "enabled": False}}) == []
