@@ -4,7 +4,8 @@
 
 - ``monitoring_dashboards(directory, extra)``: ``{file name: JSON text}`` of the dashboards.
 - ``monitoring_problems(settings, upstream_file, dashboards)``: every problem, before any change.
-- ``monitoring_objects(settings, upstream_file, dashboards)``: every object the role applies.
+- ``monitoring_objects(settings, upstream_file, dashboards)``: every object the role applies but the CRDs.
+- ``monitoring_crd_list(upstream_file)``: the file of the CRDs (a List), the apply task's ``src``.
 - ``monitoring_alert_groups(settings)``: the rule groups of the platform's PrometheusRule.
 - ``monitoring_helm_values(settings)``: kube-prometheus-stack values (``monitoring_install: helm``).
 """
@@ -22,6 +23,7 @@ class FilterModule:
             "monitoring_dashboards": "read_dashboards",
             "monitoring_problems": "problems",
             "monitoring_objects": "role_objects",
+            "monitoring_crd_list": "crd_list_file",
             "monitoring_alert_groups": "alert_groups",
             "monitoring_helm_values": "helm_values",
         })

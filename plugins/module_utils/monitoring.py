@@ -6,8 +6,8 @@ Two layers, so a cluster that installs kube-prometheus-stack with Helm and one t
 reach a chart get the same platform monitoring:
 
 - ``stack_objects``: what the chart would install, for clusters without it: the Prometheus
-  Operator's CRDs and ClusterRole rules (read from the pinned upstream module's own files,
-  never written here), the operator, a ``Prometheus``, an ``Alertmanager``, Grafana with its
+  Operator with its ClusterRole rules (read from the pinned upstream module's own files, never
+  written here, like its CRDs, which the apply task reads as a List file), the operator, a ``Prometheus``, an ``Alertmanager``, Grafana with its
   datasource and dashboards provisioned from files, and kube-state-metrics (with the custom
   resource metrics of Seldon's runtimes, servers and models).
 - ``platform_objects``: what this platform adds in both cases: ServiceMonitors/PodMonitors for
@@ -487,16 +487,6 @@ def _service(name: str, ns: str, port: int, port_name: str = "http", selector: d
                      "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}]}}
 
 
-def _crds(upstream: Mapping[str, Any]) -> list[dict]:
-    crds = []
-    for crd in upstream["crds"]:
-        crd = copy.deepcopy(crd)
-        meta = crd["metadata"]
-        meta["labels"] = {**(meta.get("labels") or {}), **labels("prometheus-operator")}
-        crds.append(crd)
-    return crds
-
-
 def _operator(s: Mapping[str, Any], upstream: Mapping[str, Any]) -> list[dict]:
     ns, op = s["namespace"], s["operator"]
     name = "prometheus-operator"
@@ -678,11 +668,12 @@ def _kube_state_metrics(s: Mapping[str, Any]) -> list[dict]:
 
 
 def stack_objects(s: Mapping[str, Any], upstream: Mapping[str, Any], dashboards: Mapping[str, str]) -> list[dict]:
-    """What kube-prometheus-stack installs, for clusters that take the objects instead of the chart."""
+    """What kube-prometheus-stack installs, for clusters that take the objects instead of the chart; the CRDs
+    come beside them, as the List ``crd_list_file`` names (the apply task's ``src``)."""
     ns = s["namespace"]
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {
         **labels(ns), **{f"pod-security.kubernetes.io/{mode}": s["pod_security"] for mode in ("enforce", "audit", "warn")}}}}
-    return [namespace, *_crds(upstream), *_operator(s, upstream), *_prometheus(s), *_alertmanager(s),
+    return [namespace, *_operator(s, upstream), *_prometheus(s), *_alertmanager(s),
             *_grafana(s, dashboards), *_kube_state_metrics(s)]
 
 
@@ -723,13 +714,31 @@ def helm_values(s: Mapping[str, Any]) -> dict:
 # Inputs read on the controller
 # --------------------------------------------------------------------------------------------
 def read_upstream(path: str) -> dict:
-    """The CRDs and operator rules that ``roles/monitoring/files/upstream.sh crds`` wrote, or {}."""
+    """The operator's release and ClusterRole rules that ``roles/monitoring/files/upstream.sh crds`` wrote, or {}."""
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and data.get("crds") else {}
+    return data if isinstance(data, dict) and data.get("operator_cluster_role_rules") else {}
+
+
+def crd_list_file(path: str) -> str:
+    """The List of the release's CRDs that upstream.sh writes beside the rules file."""
+    return re.sub(r"\.json$", "", path) + "-crds.json"
+
+
+def _crd_list_release(path: str) -> str:
+    """``module@version`` of the CRD List, or '' when it is missing or holds no CRDs."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return ""
+    items = data.get("items") if isinstance(data, dict) else None
+    if not items or any(i.get("kind") != "CustomResourceDefinition" for i in items):
+        return ""
+    return ((data.get("metadata") or {}).get("annotations") or {}).get("mlops.platform/upstream", "")
 
 
 def read_dashboards(directory: str, extra: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -753,10 +762,12 @@ def problems(s: Mapping[str, Any], upstream_path: str, dashboards: Mapping[str, 
     errors = settings_errors(s)
     if s.get("install") == "objects":
         upstream = read_upstream(upstream_path)
-        if not upstream:
-            errors.append(f"monitoring_upstream_file: {upstream_path} is missing or has no CRDs. Fix: run "
-                          "`roles/monitoring/files/upstream.sh crds` (make setup does), or set monitoring_install: helm")
-        elif upstream.get("version") != s["operator"]["version"]:
+        release = _crd_list_release(crd_list_file(upstream_path))
+        if not upstream or not release:
+            errors.append(f"monitoring_upstream_file: {upstream_path} or its CRD List {crd_list_file(upstream_path)} is "
+                          "missing or empty. Fix: run `roles/monitoring/files/upstream.sh crds` (make setup does), "
+                          "or set monitoring_install: helm")
+        elif upstream.get("version") != s["operator"]["version"] or not release.endswith("@" + s["operator"]["version"]):
             errors.append(f"monitoring_upstream_file: {upstream_path} holds the CRDs of prometheus-operator "
                           f"{upstream.get('version')}, not {s['operator']['version']} (monitoring_operator_version). "
                           "Fix: fetch the matching CRDs (PROMETHEUS_OPERATOR_VERSION=... upstream.sh crds)")
@@ -769,5 +780,7 @@ def problems(s: Mapping[str, Any], upstream_path: str, dashboards: Mapping[str, 
 
 
 def role_objects(s: Mapping[str, Any], upstream_path: str, dashboards: Mapping[str, str]) -> list[dict]:
-    """``monitoring_objects`` with the upstream files read here (4 MiB of CRDs never pass through Jinja)."""
+    """``monitoring_objects`` with the operator's rules read here. The CRDs (2.5 MiB) are not among them:
+    the apply task names their List as its ``src``, which the module reads itself; through Jinja and the
+    task's arguments they cost a no-op converge seconds."""
     return monitoring_objects(s, read_upstream(upstream_path) if s["install"] == "objects" else None, dashboards)

@@ -17,6 +17,10 @@ description:
   - "Nothing half-applied: every definition is checked, every kind discovered, and every object
     that can be sent is dry-run (C(dryRun=All)) before the first write. An object whose dry-run
     equals the server's copy is unchanged and is not written, so C(changed) is the truth."
+  - A definition larger than 32 KiB (upstream CRDs run to hundreds of KiB) carries the annotation
+    C(mlops.platform/applied-digest); when the server's copy has the same digest and still holds
+    every field of the definition it is unchanged without a dry-run. A field changed by hand, or a
+    new definition, goes through the dry-run and is applied.
   - CustomResourceDefinitions and Namespaces go first; the module waits until the CRDs are
     established before it applies objects of the kinds they define, and dry-runs objects in
     namespaces it has just created before writing them.
@@ -38,10 +42,11 @@ options:
     default: []
   src:
     description:
-      - A YAML file of more objects (several documents, or C(kind) C(List) with C(items)), applied
-        after O(definitions) in the same call.
+      - A YAML file of more objects (several documents, or C(kind) C(List) with C(items)), or a JSON
+        file (C(.json), one object or a C(List)), applied after O(definitions) in the same call.
       - Read on the controller; a relative path is looked up like the C(src) of M(ansible.builtin.copy)
-        (the role's C(files/) first). Cheaper than a O(definitions) list templated from a file lookup.
+        (the role's C(files/) first). Cheaper than a O(definitions) list templated from a file lookup;
+        large objects (CRDs of hundreds of KiB) never pass through Jinja or the task's arguments.
     type: path
   field_manager:
     description: The server-side apply field manager.

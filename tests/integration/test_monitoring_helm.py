@@ -17,6 +17,7 @@ import subprocess
 import pytest
 import yaml
 from ansible_run import recap, run_role
+from ansible_collections.mlops.platform.plugins.module_utils import monitoring
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from monitoring_tools import UPSTREAM
@@ -51,9 +52,8 @@ def package(helm: str, workdir: pathlib.Path, version: str) -> pathlib.Path:
     (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: kube-prometheus-stack\nversion: {version}\n")
     (chart / "values.yaml").write_text("{}\n")
     (chart / "templates" / "record.yaml").write_text(RECORD)
-    crds_file = pathlib.Path(subprocess.run([str(UPSTREAM), "path", "crds"], capture_output=True, text=True,
-                                            check=True).stdout.strip())
-    for crd in json.loads(crds_file.read_text())["crds"]:
+    rules_file = subprocess.run([str(UPSTREAM), "path", "crds"], capture_output=True, text=True, check=True).stdout.strip()
+    for crd in json.loads(pathlib.Path(monitoring.crd_list_file(rules_file)).read_text())["items"]:
         if crd["spec"]["names"]["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
             (chart / "crds" / f"{crd['metadata']['name']}.yaml").write_text(yaml.safe_dump(crd))
     dest = workdir / "dist"

@@ -164,6 +164,26 @@ def test_check_mode_reports_a_changed_threshold_without_writing_it(tmp_path, kub
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
+def test_a_large_crd_changed_by_hand_is_repaired(tmp_path, kubeconfig, api_client, namespaces):
+    """Large CRDs are not dry-run when the server's copy carries the digest of what was applied and still
+    holds every field: a field changed by hand fails that test, so the converge repairs it."""
+    converged = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, tmp_path))
+    assert converged.returncode == 0, converged.stdout[-4000:]
+    ext = client.ApiextensionsV1Api(api_client)
+    name = "prometheuses.monitoring.coreos.com"
+    original = ext.read_custom_resource_definition(name).spec.versions[0].schema.open_apiv3_schema.description
+    assert ext.read_custom_resource_definition(name).metadata.annotations["mlops.platform/applied-digest"]
+    ext.patch_custom_resource_definition(
+        name, [{"op": "replace", "path": "/spec/versions/0/schema/openAPIV3Schema/description", "value": "edited by hand"}],
+        _content_type="application/json-patch+json")
+    repaired = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, tmp_path))
+    assert repaired.returncode == 0, repaired.stdout[-4000:]
+    assert f"updated CustomResourceDefinition/{name}" in repaired.stdout
+    assert ext.read_custom_resource_definition(name).spec.versions[0].schema.open_apiv3_schema.description == original
+    again = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, tmp_path))
+    assert recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+
+
 def test_bad_thresholds_fail_before_any_change(tmp_path, kubeconfig, api_client, namespaces):
     bad = role_vars(kubeconfig, tmp_path, monitoring_quota_thresholds={"warning": 0.95, "critical": 0.8},
                     monitoring_namespace="it-monitoring-never")

@@ -137,3 +137,45 @@ def test_version_range_accepts_provider_suffixes_and_refuses_outside(version, in
     else:
         with pytest.raises(kube.Failed, match=r"outside the supported range 1\.27-1\.33"):
             kube._check_version(params, "https://api", version)
+
+
+def test_large_definitions_carry_the_digest_of_what_was_applied():
+    bm = bd
+    small = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}
+    assert bm.with_digest(small) is small
+    large = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "annotations": {"x": "y"}},
+             "data": {"k": "v" * (bm.LARGE_OBJECT + 1)}}
+    marked = bm.with_digest(large)
+    digest = marked["metadata"]["annotations"][bm.DIGEST_ANNOTATION]
+    assert marked["metadata"]["annotations"]["x"] == "y" and "annotations" in large["metadata"]
+    assert bm.DIGEST_ANNOTATION not in large["metadata"]["annotations"], "the definition itself is not changed"
+    assert bm.with_digest({**large, "data": {"k": "w" * (bm.LARGE_OBJECT + 1)}})["metadata"]["annotations"][
+        bm.DIGEST_ANNOTATION] != digest
+    # The server's copy: the same fields plus its own.
+    live = {**marked, "metadata": {**marked["metadata"], "uid": "1", "resourceVersion": "7"}, "status": {}}
+    assert bm.unchanged_as_applied(marked, live)
+    assert not bm.unchanged_as_applied(marked, None)
+    assert not bm.unchanged_as_applied(small, small), "small objects always go through the dry-run"
+    edited = {**live, "data": {"k": "edited by hand"}}
+    assert not bm.unchanged_as_applied(marked, edited)
+    other_digest = {**live, "metadata": {**live["metadata"], "annotations": {bm.DIGEST_ANNOTATION: "0" * 32, "x": "y"}}}
+    assert not bm.unchanged_as_applied(marked, other_digest)
+
+
+def test_contains_is_exact_about_types_and_list_lengths():
+    contains = bd.contains
+    assert contains({"a": [1, {"b": "c"}]}, {"a": [1, {"b": "c", "d": 1}], "e": 2})
+    assert not contains({"a": [1]}, {"a": [1, 2]})
+    assert not contains({"a": 1}, {"a": "1"})
+    assert not contains({"a": True}, {"a": 1})
+    assert not contains({"a": {"b": 1}}, {"a": {}})
+
+
+def test_src_json_is_read_with_the_json_module(tmp_path):
+    load_definitions = bd.load_definitions
+    listed = {"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}]}
+    (tmp_path / "list.json").write_text(json.dumps(listed))
+    assert load_definitions(str(tmp_path / "list.json")) == listed["items"]
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(KubeError, match=r"src: cannot read .*bad\.json"):
+        load_definitions(str(tmp_path / "bad.json"))

@@ -39,14 +39,22 @@ SETTINGS = {
     "alerts": {"quota": {"warning": 0.8, "critical": 0.95},
                "for": {"quota": "5m", "seldon": "10m", "mlflow": "5m", "database": "2m", "minio": "5m", "bucket": "0m"}},
 }
-# Input data in the shape upstream.sh writes (the real file is read in the integration tests).
+# Input data in the shape upstream.sh writes (the real files are read in the integration tests).
 UPSTREAM = {
     "version": "v0.93.0",
-    "crds": [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-              "metadata": {"name": "prometheusrules.monitoring.coreos.com", "annotations": {"x": "y"}},
-              "spec": {"group": "monitoring.coreos.com", "names": {"kind": "PrometheusRule"}}}],
     "operator_cluster_role_rules": [{"apiGroups": ["monitoring.coreos.com"], "resources": ["*"], "verbs": ["*"]}],
 }
+CRD_LIST = {"apiVersion": "v1", "kind": "List",
+            "metadata": {"annotations": {"mlops.platform/upstream": "github.com/prometheus-operator/prometheus-operator@v0.93.0"}},
+            "items": [{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                       "metadata": {"name": "prometheusrules.monitoring.coreos.com"}, "spec": {}}]}
+
+
+def upstream_files(directory: pathlib.Path, upstream: dict = UPSTREAM, crds: dict = CRD_LIST) -> str:
+    path = directory / "prometheus-operator-v0.93.0.json"
+    path.write_text(json.dumps(upstream))
+    pathlib.Path(m.crd_list_file(str(path))).write_text(json.dumps(crds))
+    return str(path)
 
 
 def settings(**changes) -> dict:
@@ -98,12 +106,14 @@ def test_variable_errors_check_only_what_is_given():
 def test_problems_name_a_missing_or_mismatched_upstream_file(tmp_path):
     missing = m.problems(SETTINGS, str(tmp_path / "none.json"), dashboards())
     assert any("upstream.sh crds" in p and "none.json" in p for p in missing), missing
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({**UPSTREAM, "version": "v0.90.0"}))
-    assert any("holds the CRDs of prometheus-operator v0.90.0, not v0.93.0" in p for p in m.problems(SETTINGS, str(other), dashboards()))
-    ok = tmp_path / "ok.json"
-    ok.write_text(json.dumps(UPSTREAM))
-    assert m.problems(SETTINGS, str(ok), dashboards()) == []
+    (tmp_path / "old").mkdir()
+    other = upstream_files(tmp_path / "old", {**UPSTREAM, "version": "v0.90.0"})
+    assert any("holds the CRDs of prometheus-operator v0.90.0, not v0.93.0" in p for p in m.problems(SETTINGS, other, dashboards()))
+    (tmp_path / "nolist").mkdir()
+    no_list = upstream_files(tmp_path / "nolist", crds={"kind": "List", "items": []})
+    assert any("-crds.json is missing or empty" in p for p in m.problems(SETTINGS, no_list, dashboards()))
+    (tmp_path / "ok").mkdir()
+    assert m.problems(SETTINGS, upstream_files(tmp_path / "ok"), dashboards()) == []
     # With Helm the chart brings the CRDs: no upstream file needed.
     assert m.problems(settings(install="helm"), str(tmp_path / "none.json"), dashboards()) == []
 
@@ -127,15 +137,25 @@ def test_objects_are_labelled_and_pods_meet_restricted():
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-def test_crds_are_the_upstream_files_with_our_labels_only():
-    crd = next(o for o in m.monitoring_objects(SETTINGS, UPSTREAM, dashboards()) if o["kind"] == "CustomResourceDefinition")
-    original = UPSTREAM["crds"][0]
-    assert crd["spec"] == original["spec"] and crd["metadata"]["annotations"] == original["metadata"]["annotations"]
-    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlops.platform"
-    assert "labels" not in original["metadata"], "the upstream data must not be modified in place"
-    role = next(o for o in m.monitoring_objects(SETTINGS, UPSTREAM, dashboards()) if o["kind"] == "ClusterRole"
-                and o["metadata"]["name"] == "mlops-monitoring-prometheus-operator")
+def test_the_operator_rules_are_the_upstream_files_and_the_crds_are_not_rendered():
+    objects = m.monitoring_objects(SETTINGS, UPSTREAM, dashboards())
+    assert not [o for o in objects if o["kind"] == "CustomResourceDefinition"], "the CRDs are the apply task's src"
+    role = next(o for o in objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "mlops-monitoring-prometheus-operator")
     assert role["rules"] == UPSTREAM["operator_cluster_role_rules"]
+
+
+def test_upstream_sh_labels_the_crds_as_the_role_labels_what_it_renders():
+    """The CRD List of make setup (upstream.sh crds): the release's CRDs, unchanged but for the labels."""
+    import subprocess
+
+    path = subprocess.run([str(ROOT / "roles/monitoring/files/upstream.sh"), "path", "crds"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    listed = json.loads(pathlib.Path(m.crd_list_file(path)).read_text())
+    assert listed["metadata"]["annotations"]["mlops.platform/upstream"].endswith("@" + SETTINGS["operator"]["version"])
+    assert len(listed["items"]) == 10
+    for crd in listed["items"]:
+        assert crd["metadata"]["labels"].items() >= m.labels("prometheus-operator").items(), crd["metadata"]["name"]
+        assert crd["spec"]["group"] == "monitoring.coreos.com"
 
 
 def test_helm_mode_renders_only_the_platform_layer():

@@ -3,7 +3,8 @@
 # versions and cached outside the repository (like the offline cluster's binaries):
 #
 #   upstream.sh crds      the Prometheus Operator's CRDs and operator RBAC from its module's own
-#                         files (example/prometheus-operator-crd, example/rbac), one JSON file
+#                         files (example/prometheus-operator-crd, example/rbac): the rules file
+#                         (printed) and the CRDs as a List beside it (<same name>-crds.json)
 #   upstream.sh build     promtool and prometheus built from github.com/prometheus/prometheus, and
 #                         the operator from github.com/prometheus-operator/prometheus-operator
 #   upstream.sh path X    print the path of X: crds | promtool | prometheus | operator
@@ -18,6 +19,7 @@ OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.93.0}"
 PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
 CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
 CRDS_FILE="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION.json"
+CRD_LIST="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION-crds.json"
 PROM_BIN="$CACHE_DIR/bin/prometheus-$PROMETHEUS_MODULE_VERSION"
 OPERATOR_BIN="$CACHE_DIR/bin/prometheus-operator-$OPERATOR_VERSION"
 
@@ -33,7 +35,7 @@ module_dir() {
 }
 
 cmd_crds() {
-  [[ -s $CRDS_FILE ]] && { echo "$CRDS_FILE"; return; }
+  [[ -s $CRDS_FILE && -s $CRD_LIST ]] && { echo "$CRDS_FILE"; return; }
   need_go
   log "fetching github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION"
   local dir python
@@ -41,29 +43,41 @@ cmd_crds() {
   mkdir -p "$(dirname "$CRDS_FILE")"
   python=$(command -v python3)
   [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]] && python=$VIRTUAL_ENV/bin/python
-  # JSON, not YAML: a converge reads 4 MiB of CRDs in milliseconds instead of seconds.
-  "$python" - "$dir" "$OPERATOR_VERSION" "$CRDS_FILE.tmp" <<'PY'
+  # JSON, not YAML: a converge reads 4 MiB of CRDs in milliseconds instead of seconds. Two files:
+  # the operator's ClusterRole rules with the release (the role renders the ClusterRole), and the
+  # CRDs as a v1 List that the role hands to k8s_bundle as its src (read by the module, never
+  # templated), each with the labels the collection puts on everything it applies
+  # (tests/unit/test_monitoring.py checks them against the role's).
+  "$python" - "$dir" "$OPERATOR_VERSION" "$CRDS_FILE.tmp" "$CRD_LIST.tmp" <<'PY'
 import glob, json, os, sys
 import yaml
 class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """YAML 1.1 reads a plain `=` (an enum value of the matchers) as the `value` type: keep it a string."""
 Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
-loader = Loader
-src, version, out = sys.argv[1:]
+src, version, rules_out, crds_out = sys.argv[1:]
+module = "github.com/prometheus-operator/prometheus-operator"
 def docs(pattern):
     found = []
     for path in sorted(glob.glob(os.path.join(src, pattern))):
         with open(path, encoding="utf-8") as handle:
-            found += [d for d in yaml.load_all(handle, Loader=loader) if d]
+            found += [d for d in yaml.load_all(handle, Loader=Loader) if d]
     return found
 crds = docs("example/prometheus-operator-crd/*.yaml")
 rbac = docs("example/rbac/prometheus-operator/prometheus-operator-cluster-role.yaml")
 if len(crds) < 10 or not rbac:
     sys.exit(f"{src}: expected 10 CRDs and the operator ClusterRole, found {len(crds)} and {len(rbac)}")
-with open(out, "w", encoding="utf-8") as handle:
-    json.dump({"module": "github.com/prometheus-operator/prometheus-operator", "version": version,
-               "crds": crds, "operator_cluster_role_rules": rbac[0]["rules"]}, handle, sort_keys=True)
+labels = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform",
+          "app.kubernetes.io/name": "prometheus-operator", "app.kubernetes.io/component": "monitoring"}
+for crd in crds:
+    crd["metadata"]["labels"] = {**(crd["metadata"].get("labels") or {}), **labels}
+with open(rules_out, "w", encoding="utf-8") as handle:
+    json.dump({"module": module, "version": version, "crds": len(crds), "operator_cluster_role_rules": rbac[0]["rules"]},
+              handle, sort_keys=True)
+with open(crds_out, "w", encoding="utf-8") as handle:
+    json.dump({"apiVersion": "v1", "kind": "List", "metadata": {"annotations": {"mlops.platform/upstream": f"{module}@{version}"}},
+               "items": crds}, handle, sort_keys=True)
 PY
+  mv "$CRD_LIST.tmp" "$CRD_LIST"
   mv "$CRDS_FILE.tmp" "$CRDS_FILE"
   log "CRDs of prometheus-operator $OPERATOR_VERSION in $CRDS_FILE"
   echo "$CRDS_FILE"
