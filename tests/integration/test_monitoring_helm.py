@@ -16,8 +16,8 @@ import subprocess
 
 import pytest
 import yaml
-from ansible_run import recap, run_role
 from ansible_collections.mlops.platform.plugins.module_utils import monitoring
+from ansible_run import recap, run_role
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from monitoring_tools import UPSTREAM
