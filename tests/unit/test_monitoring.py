@@ -50,10 +50,10 @@ CRD_LIST = {"apiVersion": "v1", "kind": "List",
                        "metadata": {"name": "prometheusrules.monitoring.coreos.com"}, "spec": {}}]}
 
 
-def upstream_files(directory: pathlib.Path, upstream: dict = UPSTREAM, crds: dict = CRD_LIST) -> str:
+def upstream_files(directory: pathlib.Path, upstream: dict | None = None, crds: dict | None = None) -> str:
     path = directory / "prometheus-operator-v0.93.0.json"
-    path.write_text(json.dumps(upstream))
-    pathlib.Path(m.crd_list_file(str(path))).write_text(json.dumps(crds))
+    path.write_text(json.dumps(UPSTREAM if upstream is None else upstream))
+    pathlib.Path(m.crd_list_file(str(path))).write_text(json.dumps(CRD_LIST if crds is None else crds))
     return str(path)
 
 
