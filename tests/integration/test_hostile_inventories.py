@@ -76,5 +76,6 @@ def test_a_good_inventory_writes_and_the_counter_sees_it(ansible_playbook, audit
     run = ansible_playbook("playbooks/site.yml", "-i", "inventories/local", *cluster_args)
     assert run.returncode == 0, run.stdout[-4000:]
     writes = audit.writes_since(mark)
-    assert any(w.startswith("patch /api/v1/namespaces/financial-ml") or "/namespaces/financial-ml/" in w for w in writes), writes
-    assert len(writes) > 0
+    print(f"the good run made {len(writes)} write requests")  # the README's figure (pytest -rP)
+    # The team's objects among them: the counter sees the collection's writes to this cluster.
+    assert any("/namespaces/financial-ml/" in w or w.startswith("patch /api/v1/namespaces/financial-ml?") for w in writes), writes
