@@ -9,6 +9,7 @@ the playbook talks to).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import pathlib
@@ -22,8 +23,26 @@ from audit_log import AuditLog
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
 NAME = "mlops-it-hostile"
-CORPUS = yaml.safe_load((pathlib.Path(__file__).parent / "hostile_inventories.yml").read_text())["cases"]
+CORPUS_FILE = yaml.safe_load((pathlib.Path(__file__).parent / "hostile_inventories.yml").read_text())
+CORPUS = CORPUS_FILE["cases"]
 VALIDATION_FAILED = "Validation of the role arguments failed, nothing was changed"
+
+
+def merged(base: dict, changes: dict) -> dict:
+    """``changes`` over a copy of ``base``: mappings key by key, anything else replaced."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def case_vars(case: dict) -> dict:
+    """The extra vars of a case, its `vars_base` and `base` teams expanded (see hostile_inventories.yml)."""
+    extra = {**CORPUS_FILE["vars_base"].get(case.get("vars_base"), {}), **case["vars"]}
+    if isinstance(extra.get("teams"), list):
+        extra["teams"] = [merged(CORPUS_FILE["teams_base"][team["base"]], {k: v for k, v in team.items() if k != "base"})
+                          if isinstance(team, dict) and "base" in team else team for team in extra["teams"]]
+    return extra
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +62,13 @@ def audited_cluster(tmp_path_factory):
     subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
 
 
-def test_the_corpus_is_large_and_its_ids_unique():
+def test_the_corpus_is_large_and_its_ids_unique_and_its_bases_apply():
     ids = [case["id"] for case in CORPUS]
     assert len(ids) >= 30 and len(set(ids)) == len(ids)
+    pods = case_vars({"vars": {"teams": [{"base": "serving", "quota": {"count": {"pods": 2}}}]}})["teams"][0]["quota"]
+    assert pods == {**CORPUS_FILE["teams_base"]["serving"]["quota"], "count": {"pods": 2, "persistentvolumeclaims": 10}}
+    dev = case_vars({"vars_base": "dev_vault", "vars": {"vault_registry_password": ""}})
+    assert dev["vault_registry_password"] == "" and dev["vault_s3_access_key_id"]
 
 
 @pytest.mark.cluster
@@ -53,7 +76,7 @@ def test_the_corpus_is_large_and_its_ids_unique():
 def test_a_hostile_inventory_fails_in_validation_and_writes_nothing(ansible_playbook, audited_cluster, case):
     tmp, cluster_args, audit = audited_cluster
     extra = tmp / f"{case['id']}.json"
-    extra.write_text(json.dumps(case["vars"]))
+    extra.write_text(json.dumps(case_vars(case)))
     extra.chmod(0o600)
     mark = audit.mark()
     run = ansible_playbook("playbooks/site.yml", "-i", case.get("inventory", "inventories/local"), *cluster_args,
