@@ -129,16 +129,38 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
     return specs
 
 
+# Passwords Grafana or a chart ships with: never the Grafana admin's.
+WELL_KNOWN_PASSWORDS = ("admin", "prom-operator", "password", "changeme", "grafana")
+
+
+def grafana_errors(mode: str, grafana: dict | None) -> list[str]:
+    """In direct mode with ``secrets_grafana.enabled``: the admin password must have 12+ characters and not be
+    well known. The message names the setting, never the value (the role's check and validate_roles')."""
+    grafana = grafana or {}
+    if mode != "direct" or not _true(grafana.get("enabled", False)):
+        return []
+    password = _text(grafana.get("admin_password"))
+    if len(password) >= 12 and password.lower() not in WELL_KNOWN_PASSWORDS:
+        return []
+    return ["secrets_grafana.admin_password must have 12+ characters and not be a default Grafana or a chart ships with "
+            "(it is the Grafana admin's password). Fix: set it from a vault, or set secrets_grafana.enabled: false and "
+            f"provide the Secret {grafana.get('namespace') or 'monitoring'}/{grafana.get('name') or 'grafana-admin'} another way"]
+
+
 def variable_errors(values: dict, context: dict | None = None) -> list[str]:
-    """In direct mode, the names of the empty values the teams' secrets need (never the values).
+    """In direct mode, the Grafana admin password's check and the names of the empty values the teams'
+    secrets need (never the values).
 
     The team model's own problems are the team_isolation check's; with an invalid model this finds nothing.
     """
     if values.get("secrets_mode", "direct") != "direct" or validate_teams(values.get("secrets_teams")):
         return []
+    grafana = values.get("secrets_grafana") or {}
+    # An empty password is named with the empty values; a short or well-known one here.
+    weak = grafana_errors("direct", grafana) if _text(grafana.get("admin_password")) else []
     settings = {"platform_secret_name": values.get("secrets_platform_secret_name", "ml-platform"),
                 "registry_secret_name": values.get("secrets_registry_secret_name", "ghcr"),
                 **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana")},
                 "database": values.get("secrets_mlflow_database") or {}}
     missing = secrets_missing(secrets_specs(team_namespaces(values.get("secrets_teams")), settings))
-    return [MISSING + ", ".join(missing)] if missing else []
+    return ([MISSING + ", ".join(missing)] if missing else []) + weak

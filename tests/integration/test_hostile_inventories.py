@@ -89,6 +89,8 @@ def test_a_hostile_inventory_fails_in_validation_and_writes_nothing(ansible_play
     assert recap(run.stdout) == {"ok": 0, "changed": 0, "unreachable": 0, "failed": 1}
     for expected in case["expect"]:
         assert expected in said, f"{expected!r} not in the output:\n{said[-3000:]}"
+    for secret in case.get("absent", []):
+        assert secret not in said, f"a secret value is in the output ({case['id']})"
     assert writes == [], writes
 
 

@@ -147,3 +147,18 @@ def test_the_checks_see_the_other_roles_values_and_mask_every_secret():
     assert semantic_errors("team_isolation", accepted) == []
     assert semantic_errors("mlops.platform.team_isolation", accepted, {"monitoring_namespace": "monitoring"})
     assert semantic_errors("cluster", {"cluster_name": "x"}) == []
+
+
+@pytest.mark.parametrize("password", ["prom-operator", "Admin", "short-pw"])
+def test_a_weak_grafana_password_is_refused_without_being_shown(password):
+    values = {k: v for k, v in LOCAL.items() if k.startswith("secrets_")}
+    values["secrets_teams"] = LOCAL_TEAMS
+    values["secrets_grafana"] = {**values["secrets_grafana"], "admin_password": password}
+    (message,) = secrets.variable_errors(values)
+    assert message.startswith("secrets_grafana.admin_password must have 12+ characters") and password not in message
+    # Empty: named once, with the empty values; disabled or another mode: not checked.
+    values["secrets_grafana"]["admin_password"] = ""
+    (message,) = secrets.variable_errors(values)
+    assert message.startswith(secrets.MISSING) and "secrets_grafana.admin_password" in message
+    assert secrets.grafana_errors("external", {"enabled": True, "admin_password": password}) == []
+    assert secrets.grafana_errors("direct", {"enabled": False, "admin_password": password}) == []
