@@ -2,7 +2,8 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Jinja filters of the storage role; the logic lives in module_utils/storage.py.
 
-- ``storage_bucket_errors(buckets, name_prefix, encryption)``: validation messages.
+- ``storage_variable_errors(values)``: validation messages of the buckets, MinIO's namespace and volume size
+  (``values``: those variables by name; validate_roles runs the same function).
 - ``storage_bucket_plan(buckets, teams, settings)``: the complete buckets.
 - ``storage_bucket_names(buckets, name_prefix)``: ``{short name: bucket name}``, without the teams.
 - ``storage_lifecycle_configuration(rules)``: the S3 LifecycleConfiguration of a bucket.
@@ -11,7 +12,6 @@
 - ``storage_minio_objects(plan, settings)``: the Kubernetes objects of MinIO (no Secret).
 - ``storage_minio_secret(settings, access_key_id, secret_access_key)``: its credentials Secret.
 - ``storage_digest(value)``: short digest naming the immutable provisioning Job.
-- ``is_k8s_quantity(value)``: whether a value is a Kubernetes quantity.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class FilterModule:
     def filters(self):
         return {
             **plain_filters("storage", {
-                "storage_bucket_errors": "bucket_errors",
+                "storage_variable_errors": "variable_errors",
                 "storage_bucket_plan": "bucket_plan",
                 "storage_bucket_names": "bucket_names",
                 "storage_lifecycle_configuration": "lifecycle_configuration",
@@ -36,5 +36,4 @@ class FilterModule:
                 "storage_minio_secret": "minio_credentials_secret",
                 "storage_digest": "plan_digest",
             }),
-            **plain_filters("quantity", {"is_k8s_quantity": "is_quantity"}),
         }
