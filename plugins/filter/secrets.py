@@ -10,6 +10,7 @@
   team namespace rows and the role's settings (names, ``s3``, ``mlflow``, ``registry``,
   ``database``, ``grafana``); ``missing`` lists the empty settings a secret needs, by variable name.
 
+- ``secrets_missing_errors(specs)``: ``[message]`` naming them, or ``[]``.
 - ``secrets_grafana_errors(mode, grafana)``: the Grafana admin password's check (12+ characters, not well known).
 
 The logic lives in module_utils/secrets.py (validate_roles uses it too).
@@ -18,9 +19,15 @@ The logic lives in module_utils/secrets.py (validate_roles uses it too).
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-from ansible_collections.mlops.platform.plugins.module_utils.secrets import grafana_errors, secrets_missing, secrets_objects, secrets_specs
+from ansible_collections.mlops.platform.plugins.module_utils.secrets import (
+    grafana_errors,
+    missing_errors,
+    secrets_missing,
+    secrets_objects,
+    secrets_specs,
+)
 
-__all__ = ["FilterModule", "grafana_errors", "secrets_missing", "secrets_objects", "secrets_specs"]
+__all__ = ["FilterModule", "grafana_errors", "missing_errors", "secrets_missing", "secrets_objects", "secrets_specs"]
 
 
 class FilterModule:
@@ -28,4 +35,5 @@ class FilterModule:
 
     def filters(self):
         return {"secrets_missing": plain_args(secrets_missing), "secrets_objects": plain_args(secrets_objects),
-                "secrets_specs": plain_args(secrets_specs), "secrets_grafana_errors": plain_args(grafana_errors)}
+                "secrets_specs": plain_args(secrets_specs), "secrets_grafana_errors": plain_args(grafana_errors),
+                "secrets_missing_errors": plain_args(missing_errors)}

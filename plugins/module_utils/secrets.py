@@ -8,8 +8,10 @@
 - ``secrets_missing(specs)``: names of the empty settings and values the secrets need, each with the
   secret that needs it; names only, never values.
 - ``secrets_objects(specs)``: the Secrets of direct mode, labelled for pruning and cost attribution.
-- ``variable_errors(values, context)``: the empty values of direct mode, run by
-  mlops.platform.validate_roles before anything changes.
+- ``missing_errors(specs)``: the message naming them, the role's check.
+- ``grafana_errors(mode, grafana)``: a short or well-known Grafana admin password, the role's check.
+- ``variable_errors(values, context)``: both in direct mode, run by mlops.platform.validate_roles
+  before anything changes.
 
 Used by the role's filters (plugins/filter/secrets.py) and by validate_roles; plain Python, no cluster.
 """
@@ -22,7 +24,7 @@ from urllib.parse import quote
 
 from ansible_collections.mlops.platform.plugins.module_utils.teams import team_namespaces, validate_teams
 
-# The message of the role's own check (roles/secrets/vars/main.yml, __secrets_missing) too.
+# The start of the message naming empty values (missing_errors), in the role's check and validate_roles'.
 MISSING = "these values are empty, set them (from a vault) or drop the secret from the teams' `secrets` lists: "
 
 
@@ -162,5 +164,10 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
                 "registry_secret_name": values.get("secrets_registry_secret_name", "ghcr"),
                 **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana")},
                 "database": values.get("secrets_mlflow_database") or {}}
-    missing = secrets_missing(secrets_specs(team_namespaces(values.get("secrets_teams")), settings))
-    return ([MISSING + ", ".join(missing)] if missing else []) + weak
+    return missing_errors(secrets_specs(team_namespaces(values.get("secrets_teams")), settings)) + weak
+
+
+def missing_errors(specs: list) -> list[str]:
+    """``[message]`` naming every empty value the secrets need (``secrets_missing``), or ``[]``."""
+    missing = secrets_missing(specs)
+    return [MISSING + ", ".join(missing)] if missing else []
