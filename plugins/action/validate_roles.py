@@ -9,8 +9,10 @@ the same variables with the same validator, for every role at once, so a wrong t
 role fails the play before the first role changes anything, and the play pays for one task
 instead of one per role.
 
-Where a role's variables need checks its spec cannot express (ranges, durations), the role's
-module_utils provides them (SEMANTIC_CHECKS); they run here too, on the values the spec accepted.
+Where a role's variables need checks its spec cannot express (ranges, durations, the team model,
+the Seldon runtimes against the teams' quotas, empty secret values), the role's module_utils provides
+them (SEMANTIC_CHECKS); they run here too, on the values the spec accepted, with every other role's
+accepted values as context (a team namespace must not be MLflow's; the runtimes need the team quotas).
 """
 
 from __future__ import annotations
@@ -28,8 +30,16 @@ from ansible_collections.mlops.platform.plugins.module_utils.plain_data import P
 PREFIX = "mlops.platform."
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
 ARGUMENT_SPEC = {"roles": {"type": "list", "elements": "str", "required": True}}
-# Checks beyond the spec: role -> (module_utils module, function of the role's validated values).
-SEMANTIC_CHECKS = {"monitoring": ("monitoring", "variable_errors")}
+# Checks beyond the spec: role -> (module_utils module, function(role's validated values, context)),
+# the context being the validated values of every role of the task whose spec passed.
+SEMANTIC_CHECKS = {
+    "team_isolation": ("teams", "variable_errors"),
+    "storage": ("storage", "variable_errors"),
+    "mlflow": ("mlflow", "variable_errors"),
+    "monitoring": ("monitoring", "variable_errors"),
+    "secrets": ("secrets", "variable_errors"),
+    "seldon": ("seldon_task", "variable_errors"),
+}
 # What the validator reads of an option; the rest (description, ...) is documentation.
 VALIDATION_KEYS = frozenset(("type", "elements", "required", "choices", "default", "options", "aliases", "no_log",
                              "mutually_exclusive", "required_together", "required_one_of", "required_if",
@@ -86,17 +96,31 @@ def _no_log_strings(spec: dict, values) -> set[str]:
     return found
 
 
-def spec_errors(role: str, spec: dict, values: dict) -> list[str]:
-    """The validator's messages for the role's values, each prefixed with the role, no_log values masked."""
+def _short(role: str) -> str:
+    return role[len(PREFIX):] if role.startswith(PREFIX) else role
+
+
+def validated(spec: dict, values: dict) -> tuple[list[str], dict]:
+    """The validator's messages for the values and the values it accepted (only those given)."""
     found = ArgumentSpecValidator(spec).validate(values)
-    secrets = _no_log_strings(spec, values)
-    messages = list(found.error_messages)
-    name = role[len(PREFIX):] if role.startswith(PREFIX) else role
-    if not messages and name in SEMANTIC_CHECKS:
-        module, function = SEMANTIC_CHECKS[name]
-        check = getattr(importlib.import_module(PACKAGE + module), function)
-        messages = check({k: v for k, v in found.validated_parameters.items() if k in values})
-    return [f"{role}: {remove_values(message, secrets)}" for message in messages]
+    return list(found.error_messages), {k: v for k, v in found.validated_parameters.items() if k in values}
+
+
+def semantic_errors(role: str, values: dict, context: dict | None = None) -> list[str]:
+    """The role's checks beyond its spec (SEMANTIC_CHECKS) on its accepted values; [] for a role without."""
+    if _short(role) not in SEMANTIC_CHECKS:
+        return []
+    module, function = SEMANTIC_CHECKS[_short(role)]
+    return getattr(importlib.import_module(PACKAGE + module), function)(values, {**(context or {}), **values})
+
+
+def spec_errors(role: str, spec: dict, values: dict, context: dict | None = None) -> list[str]:
+    """The validator's messages for the role's values, then its semantic checks' (when the spec passed),
+    each prefixed with the role, no_log values masked."""
+    messages, accepted = validated(spec, values)
+    if not messages:
+        messages = semantic_errors(role, accepted, context)
+    return [f"{role}: {remove_values(message, _no_log_strings(spec, values))}" for message in messages]
 
 
 class ActionModule(ActionBase):
@@ -110,6 +134,9 @@ class ActionModule(ActionBase):
         if args.error_messages:
             raise AnsibleActionFail("; ".join(args.error_messages))
         errors = []
+        checked = []  # (role, accepted values) of the roles whose spec passed; context: all their values
+        context: dict = {}
+        secrets: set[str] = set()
         for role in args.validated_parameters["roles"]:
             spec = role_spec(role)
             # As validate_argument_spec: the role's options found among the variables, templated;
@@ -122,7 +149,16 @@ class ActionModule(ActionBase):
                         values[name] = plain(self._templar.template(task_vars[name]))
                     except AnsibleError as exc:
                         errors.append(f"{role}: {name}: {exc.message}. Fix: define what it refers to")
-            errors.extend(spec_errors(role, spec, values))
+            messages, accepted = validated(spec, values)
+            secrets |= _no_log_strings(spec, values)
+            errors.extend(f"{role}: {message}" for message in messages)
+            if not messages:
+                context.update(accepted)
+                checked.append((role, accepted))
+        # Semantic checks read other roles' values (any role's secrets may reach a message: all are masked).
+        for role, accepted in checked:
+            errors.extend(f"{role}: {message}" for message in semantic_errors(role, accepted, context))
+        errors = [remove_values(message, secrets) for message in errors]
         if errors:
             return {**result, "failed": True, "argument_errors": errors,
                     "msg": "Validation of the role arguments failed, nothing was changed:\n" + "\n".join(errors)}

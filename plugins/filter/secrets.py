@@ -9,118 +9,25 @@
 - ``secrets_specs(rows, settings)``: the specs themselves, one per (namespace, secret), from the
   team namespace rows and the role's settings (names, ``s3``, ``mlflow``, ``registry``,
   ``database``, ``grafana``); ``missing`` lists the empty settings a secret needs, by variable name.
+
+- ``secrets_missing_errors(specs)``: ``[message]`` naming them, or ``[]``.
+- ``secrets_grafana_errors(mode, grafana)``: the Grafana admin password's check (12+ characters, not well known).
+
+The logic lives in module_utils/secrets.py (validate_roles uses it too).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from urllib.parse import quote
-
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
+from ansible_collections.mlops.platform.plugins.module_utils.secrets import (
+    grafana_errors,
+    missing_errors,
+    secrets_missing,
+    secrets_objects,
+    secrets_specs,
+)
 
-
-def secrets_missing(specs: list) -> list[str]:
-    out: list[str] = []
-    for spec in specs:
-        where = f"{spec['namespace']}/{spec['secret']['name']}"
-        for name in (spec.get("missing") or []) + (spec.get("missing_training") or []):
-            out.append(f"{name} (for {where})")
-        for key, value in sorted((spec["secret"].get("data") or {}).items()):
-            if value is None or str(value) == "":
-                out.append(f"{where}.{key}")
-    return list(dict.fromkeys(out))
-
-
-def secrets_objects(specs: list) -> list[dict]:
-    objects = []
-    for spec in specs:
-        labels = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform"}
-        if spec.get("team"):
-            labels["mlops.platform/team"] = spec["team"]
-        secret = spec["secret"]
-        objects.append({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": secret["name"], "namespace": spec["namespace"], "labels": labels},
-            "type": secret["type"],
-            "data": {k: base64.b64encode(str(v).encode()).decode() for k, v in sorted((secret.get("data") or {}).items())},
-        })
-    return objects
-
-
-S3_KEYS = ("access_key_id", "secret_access_key", "region", "endpoint_url")
-MLFLOW_KEYS = ("tracking_uri", "tracking_username", "tracking_password", "flask_server_secret_key")
-REGISTRY_KEYS = ("server", "username", "password")
-DATABASE_KEYS = ("username", "password", "host", "port", "database", "driver")
-GRAFANA_KEYS = ("admin_user", "admin_password")
-
-
-def _text(value) -> str:
-    """A secret value as the Secret stores it; unset (None) is empty, so secrets_missing names it."""
-    return "" if value is None else str(value)
-
-
-def _missing(prefix: str, settings: dict, keys: tuple) -> list[str]:
-    return [f"{prefix}.{k}" for k in keys if settings.get(k) is None or settings.get(k) == ""]
-
-
-def _true(value) -> bool:
-    return value is True or str(value).strip().lower() in ("1", "true", "yes", "on", "y")
-
-
-def secrets_specs(rows: list, settings: dict) -> list[dict]:
-    """{namespace, team, missing, [missing_training], secret: {name, type, data}} per (namespace, secret)."""
-    s3, mlflow, reg = settings.get("s3") or {}, settings.get("mlflow") or {}, settings.get("registry") or {}
-    db, grafana = settings.get("database") or {}, settings.get("grafana") or {}
-    platform, registry = settings["platform_secret_name"], settings["registry_secret_name"]
-    specs = []
-    for row in rows or []:
-        if platform in row["secrets"]:
-            spec = {"namespace": row["namespace"], "team": row["team"], "missing": _missing("secrets_s3", s3, S3_KEYS)}
-            data = {"AWS_ACCESS_KEY_ID": s3.get("access_key_id"), "AWS_SECRET_ACCESS_KEY": s3.get("secret_access_key"),
-                    "AWS_DEFAULT_REGION": s3.get("region"), "AWS_ENDPOINT_URL": s3.get("endpoint_url")}
-            if row["training"]:
-                spec["missing_training"] = _missing("secrets_mlflow", mlflow, MLFLOW_KEYS)
-                data.update({
-                    "MLFLOW_TRACKING_URI": mlflow.get("tracking_uri"),
-                    "MLFLOW_TRACKING_USERNAME": mlflow.get("tracking_username"),
-                    "MLFLOW_TRACKING_PASSWORD": mlflow.get("tracking_password"),
-                    "MLFLOW_S3_ENDPOINT_URL": mlflow.get("s3_endpoint_url") or s3.get("endpoint_url"),
-                    "MLFLOW_FLASK_SERVER_SECRET_KEY": mlflow.get("flask_server_secret_key"),
-                    "RCLONE_CONFIG_S3_TYPE": "s3",
-                    "RCLONE_CONFIG_S3_PROVIDER": s3.get("rclone_provider"),
-                    "RCLONE_CONFIG_S3_ACCESS_KEY_ID": s3.get("access_key_id"),
-                    "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY": s3.get("secret_access_key"),
-                    "RCLONE_CONFIG_S3_REGION": s3.get("region"),
-                    "RCLONE_CONFIG_S3_ENDPOINT": s3.get("endpoint_url"),
-                })
-            spec["secret"] = {"name": platform, "type": "Opaque", "data": {k: _text(v) for k, v in data.items()}}
-            specs.append(spec)
-        if registry in row["secrets"]:
-            user, password = _text(reg.get("username")), _text(reg.get("password"))
-            auth = {_text(reg.get("server")): {"username": reg.get("username"), "password": reg.get("password"),
-                                               "email": reg.get("email"),
-                                               "auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}
-            specs.append({"namespace": row["namespace"], "team": row["team"],
-                          "missing": _missing("secrets_registry", reg, REGISTRY_KEYS),
-                          "secret": {"name": registry, "type": "kubernetes.io/dockerconfigjson",
-                                     "data": {".dockerconfigjson": json.dumps({"auths": auth}, sort_keys=True)}}})
-    if _true(db.get("enabled", False)):
-        url = db.get("connection_url") or (
-            f"{db.get('scheme')}://{quote(_text(db.get('username')), safe='')}:{quote(_text(db.get('password')), safe='')}"
-            f"@{db.get('host')}:{db.get('port')}/{db.get('database')}")
-        data = {k: _text(db.get(k)) for k in ("username", "password", "host", "port", "database", "driver")}
-        data["connection-url"] = _text(url)
-        specs.append({"namespace": db.get("namespace"), "team": "",
-                      "missing": _missing("secrets_mlflow_database", db, DATABASE_KEYS),
-                      "secret": {"name": db.get("name"), "type": "Opaque", "data": data}})
-    if _true(grafana.get("enabled", False)):
-        specs.append({"namespace": grafana.get("namespace"), "team": "",
-                      "missing": _missing("secrets_grafana", grafana, GRAFANA_KEYS),
-                      "secret": {"name": grafana.get("name"), "type": "Opaque",
-                                 "data": {"admin-user": _text(grafana.get("admin_user")),
-                                          "admin-password": _text(grafana.get("admin_password"))}}})
-    return specs
+__all__ = ["FilterModule", "grafana_errors", "missing_errors", "secrets_missing", "secrets_objects", "secrets_specs"]
 
 
 class FilterModule:
@@ -128,4 +35,5 @@ class FilterModule:
 
     def filters(self):
         return {"secrets_missing": plain_args(secrets_missing), "secrets_objects": plain_args(secrets_objects),
-                "secrets_specs": plain_args(secrets_specs)}
+                "secrets_specs": plain_args(secrets_specs), "secrets_grafana_errors": plain_args(grafana_errors),
+                "secrets_missing_errors": plain_args(missing_errors)}

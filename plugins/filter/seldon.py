@@ -12,13 +12,7 @@
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-
-
-def seldon_runtimes(serving: list, team_overrides: dict, default_overrides: list, disabled: list) -> list[dict]:
-    off = [{"name": name, "disable": True} for name in disabled]
-    return [{"namespace": item["namespace"], "team": item.get("team"),
-             "overrides": list(team_overrides.get(item.get("team"), default_overrides)) + off}
-            for item in serving]
+from ansible_collections.mlops.platform.plugins.module_utils.seldon import runtime_entries
 
 
 def seldon_report(runtimes: list, verbose: bool = False) -> list[str]:
@@ -38,4 +32,4 @@ class FilterModule:
     """Seldon role filters."""
 
     def filters(self):
-        return {"seldon_runtimes": plain_args(seldon_runtimes), "seldon_report": plain_args(seldon_report)}
+        return {"seldon_runtimes": plain_args(runtime_entries), "seldon_report": plain_args(seldon_report)}

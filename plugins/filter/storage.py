@@ -2,7 +2,9 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Jinja filters of the storage role; the logic lives in module_utils/storage.py.
 
-- ``storage_bucket_errors(buckets, name_prefix, encryption)``: validation messages.
+- ``storage_bucket_errors(buckets, name_prefix, encryption)``: validation messages of the buckets.
+- ``storage_variable_errors(values)``: validation messages of the buckets, MinIO's namespace and volume size
+  (``values``: those variables by name; validate_roles runs the same function).
 - ``storage_bucket_plan(buckets, teams, settings)``: the complete buckets.
 - ``storage_bucket_names(buckets, name_prefix)``: ``{short name: bucket name}``, without the teams.
 - ``storage_lifecycle_configuration(rules)``: the S3 LifecycleConfiguration of a bucket.
@@ -26,6 +28,7 @@ class FilterModule:
         return {
             **plain_filters("storage", {
                 "storage_bucket_errors": "bucket_errors",
+                "storage_variable_errors": "variable_errors",
                 "storage_bucket_plan": "bucket_plan",
                 "storage_bucket_names": "bucket_names",
                 "storage_lifecycle_configuration": "lifecycle_configuration",

@@ -10,6 +10,8 @@
 - ``team_stale_objects(found, desired, protected)``: labelled objects no longer desired.
 - ``team_access_reviews(teams, access_rules, actions, defaults)``: SubjectAccessReviews with
   expected answers; ``team_access_matrix(reviews, answers)``: the RBAC matrix as a table.
+- ``namespace_errors(setting, value)``: ``[message]`` when a role's namespace setting is not a DNS
+  label or is a Kubernetes system namespace (validate_roles runs the same function).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ FILTERS = plain_filters("teams", {
     "team_stale_objects": "stale_objects",
     "team_access_reviews": "access_reviews",
     "team_access_matrix": "access_matrix",
+    "namespace_errors": "namespace_errors",
 })
 
 

@@ -26,7 +26,8 @@ from fractions import Fraction
 from typing import Any
 from urllib.parse import quote
 
-from ansible_collections.mlops.platform.plugins.module_utils.quantity import canonical_quantity, format_quantity, parse_quantity
+from ansible_collections.mlops.platform.plugins.module_utils.quantity import canonical_quantity, format_quantity, parse_quantity, size_errors
+from ansible_collections.mlops.platform.plugins.module_utils.teams import namespace_errors
 from ansible_collections.mlops.platform.plugins.module_utils.volumes import claim_spec, host_path_volume
 
 # Where the auth ini is mounted in the server container (a key of the server Secret).
@@ -86,6 +87,18 @@ def settings_errors(cfg: Mapping[str, Any]) -> list[str]:
     endpoint = merged["s3_endpoint_url"]
     if endpoint and not re.match(r"^https?://[^\s/]+", str(endpoint)):
         errors.append(f"mlflow_s3_endpoint_url: {endpoint!r} is not an http(s) URL")
+    return errors
+
+
+def variable_errors(values: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> list[str]:
+    """The mlflow role's checks beyond its argument spec (namespace, replicas, the database volume),
+    run by mlops.platform.validate_roles before anything changes."""
+    errors = namespace_errors("mlflow_namespace", values["mlflow_namespace"]) if "mlflow_namespace" in values else []
+    replicas = values.get("mlflow_replicas", 1)
+    if replicas < 0:
+        errors.append(f"mlflow_replicas: {replicas} is negative. Fix: use 1 or more (0 stops the server)")
+    if values.get("mlflow_postgresql_enabled", False):
+        errors += size_errors("mlflow_postgresql_volume_size", values.get("mlflow_postgresql_volume_size"))
     return errors
 
 

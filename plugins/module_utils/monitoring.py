@@ -31,6 +31,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.mlops.platform.plugins.module_utils.quantity import size_errors
+
 MANAGED = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform"}
 COMPONENT = "monitoring"
 # What the Prometheus selects: every ServiceMonitor, PodMonitor and PrometheusRule of the platform.
@@ -128,10 +130,15 @@ def _alert_for_errors(durations: Any) -> list[str]:
     return errors
 
 
-def variable_errors(values: Mapping[str, Any]) -> list[str]:
-    """The checks of the role's variables that its argument spec cannot express (ranges, durations),
-    run by mlops.platform.validate_roles with the other roles' specs, before anything changes."""
+def variable_errors(values: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> list[str]:
+    """The checks of the role's variables that its argument spec cannot express (ranges, durations,
+    names, sizes), run by mlops.platform.validate_roles with the other roles' specs, before anything
+    changes (``context``, the other roles' values, is not needed here)."""
     errors: list[str] = []
+    if "monitoring_namespace" in values and not DNS_LABEL.match(str(values["monitoring_namespace"])):
+        errors.append(f"monitoring_namespace: {values['monitoring_namespace']!r} is not a DNS-1123 label. "
+                      "Fix: use lower-case letters, digits and '-', e.g. monitoring")
+    errors += size_errors("monitoring_prometheus_storage_size", values.get("monitoring_prometheus_storage_size"), allow_empty=True)
     if "monitoring_quota_thresholds" in values:
         errors += _threshold_errors(values["monitoring_quota_thresholds"])
     if "monitoring_alert_for" in values:
@@ -148,10 +155,10 @@ def settings_errors(s: Mapping[str, Any]) -> list[str]:
     prom = s.get("prometheus", {})
     alerts = s.get("alerts", {})
     errors = variable_errors({"monitoring_quota_thresholds": alerts.get("quota"), "monitoring_alert_for": alerts.get("for"),
+                              "monitoring_namespace": s.get("namespace", ""),
+                              "monitoring_prometheus_storage_size": prom.get("storage_size"),
                               **{f"monitoring_prometheus_{k}": prom.get(k, "")
                                  for k in ("scrape_interval", "evaluation_interval", "retention")}})
-    if not DNS_LABEL.match(str(s.get("namespace", ""))):
-        errors.append(f"monitoring_namespace: '{s.get('namespace')}' is not a DNS-1123 label")
     if s.get("install") not in ("objects", "helm"):
         errors.append(f"monitoring_install: '{s.get('install')}' must be objects or helm")
     for part in ("prometheus", "alertmanager", "grafana"):

@@ -77,6 +77,23 @@ def is_quantity(value: QuantityInput) -> bool:
     return True
 
 
+def size_errors(name: str, value: QuantityInput, allow_empty: bool = False) -> list[str]:
+    """``[message]`` when the setting ``name`` is not a size above zero (a volume, a claim); ``[]`` otherwise.
+
+    ``allow_empty``: ``""`` means "no volume" for this setting and is accepted.
+    """
+    if value is None or (allow_empty and value == ""):
+        return []
+    fix = "write a size above zero such as 10Gi" + (", or '' for none" if allow_empty else "")
+    try:
+        amount = parse_quantity(value)
+    except QuantityError as exc:
+        return [f"{name}: {exc}. Fix: {fix}"]
+    if amount <= 0:
+        return [f"{name}: {value!r} is {'negative' if amount < 0 else 'zero'}. Fix: {fix}"]
+    return []
+
+
 def compare_quantities(left: QuantityInput, right: QuantityInput) -> int:
     """-1, 0 or 1 as ``left`` is smaller than, equal to or larger than ``right``."""
     a, b = parse_quantity(left), parse_quantity(right)

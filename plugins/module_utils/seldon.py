@@ -233,6 +233,15 @@ def validate_params(params: dict) -> list[str]:
     return errors
 
 
+def runtime_entries(serving: list, team_overrides: dict, default_overrides: list, disabled: list) -> list[dict]:
+    """The seldon_runtime module's ``runtimes``: one entry per serving namespace row, with the team's
+    overrides (the default ones otherwise) and ``disable: true`` for every component in ``disabled``."""
+    off = [{"name": name, "disable": True} for name in disabled]
+    return [{"namespace": item["namespace"], "team": item.get("team"),
+             "overrides": list(team_overrides.get(item.get("team"), default_overrides)) + off}
+            for item in serving]
+
+
 # --------------------------------------------------------------------------------------------
 # Spec building
 # --------------------------------------------------------------------------------------------

@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import copy
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, record
 from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed, KubeError
 from ansible_collections.mlops.platform.plugins.module_utils.seldon import (
     API_VERSION,
+    KAFKA_COMPONENTS,
     SeldonApi,
     SeldonError,
     build_runtime,
     build_servers,
     converge,
+    preflight,
+    runtime_entries,
+    validate_params,
+)
+from ansible_collections.mlops.platform.plugins.module_utils.teams import (
+    LIMIT_RANGE_NAME,
+    QUOTA_NAME,
+    admission_specs,
+    namespace_errors,
+    normalize_teams,
+    role_defaults,
+    team_namespaces,
+    validate_teams,
 )
 
 SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
@@ -173,3 +188,51 @@ def run_runtimes(params: dict, check_mode: bool, diff: bool) -> dict:
         output["diff"] = [{**d, "before_header": p["namespace"], "after_header": p["namespace"]}
                           for p, d, r in zip(each, diffs, results, strict=True) if r["changed"]]
     return output
+
+
+def variable_errors(values: dict, context: dict | None = None) -> list[str]:
+    """The seldon role's checks beyond its argument spec, run by mlops.platform.validate_roles.
+
+    The role's overrides and servers as the seldon_runtime module reads them (its argument spec and
+    ``validate_params``), and, with ``seldon_preflight``, the quota preflight of every serving namespace
+    against the ResourceQuota and LimitRange its team gets from the team_isolation role: a quota below
+    what the runtime needs stops the play before the first role changes anything, not in the last role.
+    The base is the chart's defaults (the live SeldonConfig is not read here). The team model's own
+    problems are the team_isolation check's; with an invalid model the runtimes are not checked.
+    """
+    context = {**(context or {}), **values}
+    errors = namespace_errors("seldon_namespace", values["seldon_namespace"]) if "seldon_namespace" in values else []
+    teams, defaults = values.get("seldon_teams") or [], role_defaults(context)
+    if validate_teams(teams, defaults):
+        return errors
+    kafka = bool(values.get("seldon_kafka_bootstrap"))
+    serving = [row for row in team_namespaces(teams, defaults) if row["serving"]]
+    team_overrides, default_overrides = values.get("seldon_team_runtime_overrides") or {}, values.get("seldon_runtime_overrides") or []
+    params = {"name": values.get("seldon_runtime_name", "seldon"), "seldon_config": values.get("seldon_config_name", "default"),
+              "runtimes": runtime_entries(serving, team_overrides, default_overrides, [] if kafka else list(KAFKA_COMPONENTS)),
+              "servers": values.get("seldon_servers") or [], "controller_namespace": values.get("seldon_namespace", "seldon-system")}
+    if not serving:
+        return errors
+    found = ArgumentSpecValidator(ARGUMENT_SPEC, **VALIDATOR_KWARGS).validate(params)
+    if found.error_messages:
+        return errors + [f"seldon_runtime_overrides, seldon_team_runtime_overrides or seldon_servers, as the seldon_runtime "
+                         f"module reads them: {message}" for message in found.error_messages]
+    try:
+        each = runtime_params(found.validated_parameters)
+    except SeldonError as exc:
+        return [*errors, f"seldon_runtime_overrides or seldon_team_runtime_overrides: {exc}"]
+    specs = {}
+    for team in normalize_teams(teams, defaults):
+        specs[team["name"]] = admission_specs(team)
+    for runtime in each:
+        source = (f"seldon_team_runtime_overrides.{runtime['team']}" if runtime["team"] in team_overrides
+                  else "seldon_runtime_overrides")
+        problems = [p.replace("overrides[", f"{source}[", 1).replace("servers[", "seldon_servers[", 1)
+                    for p in validate_params(runtime)]
+        if not problems and values.get("seldon_preflight", True):
+            quota, limit_range = specs[runtime["team"]]
+            problems = [f"team '{runtime['team']}': quota: {p}" for p in preflight(
+                runtime, [{"metadata": {"name": QUOTA_NAME}, "spec": quota}] if quota else [],
+                [{"metadata": {"name": LIMIT_RANGE_NAME}, "spec": limit_range}] if limit_range else [])["errors"]]
+        errors += [f"SeldonRuntime {runtime['namespace']}/{runtime['name']}: {p}" for p in problems]
+    return list(dict.fromkeys(errors))

@@ -26,7 +26,8 @@ import re
 import shlex
 from typing import Any
 
-from ansible_collections.mlops.platform.plugins.module_utils.teams import normalize_teams
+from ansible_collections.mlops.platform.plugins.module_utils.quantity import size_errors
+from ansible_collections.mlops.platform.plugins.module_utils.teams import namespace_errors, normalize_teams
 from ansible_collections.mlops.platform.plugins.module_utils.volumes import claim_spec, host_path_volume
 
 BUCKET_KEYS = {"name", "versioning", "team_prefixes", "lifecycle", "tags", "description"}
@@ -78,6 +79,19 @@ def _check_rule(errors: list[str], where: str, rule: Any) -> None:
     prefix = rule.get("prefix", "")
     if not isinstance(prefix, str) or prefix.startswith("/"):
         errors.append(f"{where}.prefix: {prefix!r} is not a relative object key prefix")
+
+
+def variable_errors(values: dict, context: dict | None = None) -> list[str]:
+    """The storage role's checks beyond its argument spec (bucket names and rules, MinIO's namespace and
+    volume size), run by mlops.platform.validate_roles before anything changes. The role checks the
+    same settings again when used alone (vars/main.yml); the team model is the team_isolation check's."""
+    errors = bucket_errors(values.get("storage_buckets", []), values.get("storage_bucket_name_prefix", ""),
+                           values.get("storage_s3_encryption", "AES256"))
+    if values.get("storage_backend", "minio") == "minio":
+        if "storage_minio_namespace" in values:
+            errors += namespace_errors("storage_minio_namespace", values["storage_minio_namespace"])
+        errors += size_errors("storage_minio_volume_size", values.get("storage_minio_volume_size"))
+    return errors
 
 
 def bucket_errors(buckets: Any, name_prefix: str = "", encryption: str = "AES256") -> list[str]:

@@ -127,6 +127,16 @@ def _is_dns_label(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 63 and bool(_DNS1123_LABEL.match(value))
 
 
+def namespace_errors(setting: str, value: Any) -> list[str]:
+    """``[message]`` when the setting ``setting`` is not a namespace name a platform role may install into."""
+    if not _is_dns_label(value):
+        return [f"{setting}: {value!r} is not a DNS-1123 label. Fix: use at most 63 lower-case letters, digits "
+                "and '-', starting and ending with a letter or digit"]
+    if value in RESERVED_NAMESPACES or value.startswith("kube-"):
+        return [f"{setting}: {value!r} is a Kubernetes system namespace. Fix: give the component its own namespace"]
+    return []
+
+
 def _is_dns_subdomain(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= 253 and bool(_DNS1123_SUBDOMAIN.match(value))
 
@@ -413,7 +423,68 @@ def validate_teams(teams: Any, defaults: dict | None = None) -> list[str]:
             owners[ns] = name
     if not errors.messages:
         _validate_peer_reciprocity(errors, teams, owners, defaults)
+        _validate_cross_team_grants(errors, teams)
     return errors.messages
+
+
+# Namespaces the platform's roles install into (MinIO's with the minio backend only); no team may own one.
+PLATFORM_NAMESPACE_SETTINGS = ("mlflow_namespace", "monitoring_namespace", "seldon_namespace", "storage_minio_namespace")
+
+
+def role_defaults(variables: dict) -> dict:
+    """The team defaults of the team_isolation role (team_isolation_*_defaults) found in ``variables``."""
+    return {key: variables.get(f"team_isolation_{key}_defaults") for key in ("quota", "limit_range", "pod_security", "network")}
+
+
+# Levels that let a subject change a namespace; sharing these between teams breaks the isolation.
+WRITE_LEVELS = ("admin", "edit")
+
+
+def _validate_cross_team_grants(errors: _Errors, teams: list) -> None:
+    """A group or user with admin or edit in two teams lets each team change the other's namespaces.
+
+    Sharing view (read-only) access is allowed: the dev inventory lets ml-team's viewers read data-team.
+    """
+    holders: dict[tuple[str, str], str] = {}
+    for team in teams:
+        access = team.get("access") or {}
+        for level in WRITE_LEVELS:
+            for kind in sorted(ACCESS_KEYS):
+                for i, subject in enumerate((access.get(level) or {}).get(kind) or []):
+                    other = holders.setdefault((kind, subject), team["name"])
+                    if other != team["name"]:
+                        errors.add(team["name"], f"access.{level}.{kind}[{i}]",
+                                   f"{subject!r} also has admin or edit access to team '{other}', so the two teams "
+                                   "can change each other's namespaces",
+                                   "give each team its own admin and edit groups and users (sharing view is allowed)")
+
+
+def variable_errors(values: dict, context: dict | None = None) -> list[str]:
+    """The team_isolation role's checks beyond its argument spec, run by mlops.platform.validate_roles.
+
+    ``values``: the role's validated variables; ``context``: every validated variable of the roles
+    checked in the same task. Besides the team model: a team namespace must not be one the platform's
+    other roles install into (``mlflow_namespace``, ...) nor a protected one.
+    """
+    context = {**(context or {}), **values}
+    if "team_isolation_teams" not in values:
+        return []
+    teams = values["team_isolation_teams"]
+    errors = validate_teams(teams, role_defaults(context))
+    if errors:
+        return errors
+    taken = {ns: "team_isolation_protected_namespaces" for ns in context.get("team_isolation_protected_namespaces") or []}
+    for setting in PLATFORM_NAMESPACE_SETTINGS:
+        if context.get(setting) and (setting != "storage_minio_namespace" or context.get("storage_backend") == "minio"):
+            taken[context[setting]] = setting
+    found = _Errors()
+    for team in normalize_teams(teams, role_defaults(context)):
+        for i, namespace in enumerate(team["namespaces"]):
+            if namespace in taken:
+                found.add(team["name"], f"namespaces[{i}]",
+                          f"{namespace!r} is a platform namespace ({taken[namespace]}), which the team would share "
+                          "with the platform's components", "give the team its own namespace")
+    return found.messages
 
 
 def _validate_peer_reciprocity(errors: _Errors, teams: list, owners: dict[str, str], defaults: dict) -> None:
@@ -554,6 +625,19 @@ def team_labels(team: dict, settings: dict) -> dict:
     return labels
 
 
+def admission_specs(team: dict) -> tuple[dict | None, dict | None]:
+    """The specs of a normalised team's ResourceQuota and LimitRange (None when it has none).
+
+    The objects every namespace of the team gets, and what the Seldon check weighs a runtime against.
+    """
+    quota_hard = _quota_hard(team["quota"])
+    limit: dict[str, Any] = {"type": "Container"}
+    for key, field in (("default", "default"), ("default_request", "defaultRequest"), ("max", "max"), ("min", "min")):
+        if team["limit_range"].get(key):
+            limit[field] = _quantity_map(team["limit_range"][key])
+    return ({"hard": quota_hard} if quota_hard else None), ({"limits": [limit]} if len(limit) > 1 else None)
+
+
 def render_team_objects(team: dict, settings: dict) -> list[dict]:
     """All objects of one normalised team, namespaces first.
 
@@ -571,12 +655,7 @@ def render_team_objects(team: dict, settings: dict) -> list[dict]:
         return m
 
     psa = team["pod_security"]
-    quota_hard = _quota_hard(team["quota"])
-    lr = team["limit_range"]
-    limit = {"type": "Container"}
-    for key, field in (("default", "default"), ("default_request", "defaultRequest"), ("max", "max"), ("min", "min")):
-        if lr.get(key):
-            limit[field] = _quantity_map(lr[key])
+    quota_spec, limit_range_spec = admission_specs(team)
     rules = settings["access_rules"]
     dns = settings["dns"]
     team_selector = {"namespaceSelector": {"matchLabels": {LABEL_TEAM: team["name"],
@@ -593,12 +672,12 @@ def render_team_objects(team: dict, settings: dict) -> list[dict]:
 
         for sa in team["service_accounts"]:
             namespaced.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(sa["name"], namespace)})
-        if quota_hard:
+        if quota_spec:
             namespaced.append({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta(QUOTA_NAME, namespace),
-                               "spec": {"hard": quota_hard}})
-        if len(limit) > 1:
+                               "spec": copy.deepcopy(quota_spec)})
+        if limit_range_spec:
             namespaced.append({"apiVersion": "v1", "kind": "LimitRange", "metadata": meta(LIMIT_RANGE_NAME, namespace),
-                               "spec": {"limits": [limit]}})
+                               "spec": copy.deepcopy(limit_range_spec)})
         for level in ACCESS_LEVELS:
             role_name = f"{ROLE_PREFIX}{level}"
             namespaced.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",

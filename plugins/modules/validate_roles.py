@@ -16,6 +16,12 @@ description:
   - All roles are checked before the task fails, so every wrong variable of every role is named
     at once; an option that cannot be templated (an undefined vault variable it refers to) is
     named with its role as well. Values of C(no_log) options are masked in the messages.
+  - Then, for the roles whose spec passed, the checks a spec cannot express, with every other
+    role's values at hand - the team model (names, namespaces, quantities, CIDRs, unknown keys,
+    duplicates, admin or edit shared between teams, a team namespace that is a platform one), the
+    Seldon runtimes of every serving namespace against the quota and LimitRange its team gets,
+    empty secret values in direct mode (named, never shown), namespaces and sizes of the other
+    roles. Their messages name the variable, the field and the fix.
   - C(playbooks/site.yml) runs it first and imports the roles with C(rolespec_validate=false), so
     a wrong type for the last role stops the play before the first role changes anything, for
     the price of one task instead of one per role. A role used alone still validates itself.

@@ -13,6 +13,8 @@
 # Binaries are cached per version under $MLOPS_CACHE_DIR (default ~/.cache/mlops-platform),
 # outside the repository; a warm cache makes `up` take seconds. `up` and `down` print one
 # line `result=created|started|reused|deleted|absent` on stdout; logs go to stderr.
+# Opt-in: MLOPS_AUDIT_LOG=<path> when the cluster is created makes the API server write an audit
+# log there (every request at level Metadata: who, verb, resource, no bodies); unset, no audit.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.33.13}"
@@ -22,6 +24,7 @@ CLUSTER_NAME="${MLOPS_CLUSTER_NAME:-mlops-platform}"
 NODES="${MLOPS_CLUSTER_NODES:-2}"
 CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
 KUBECONFIG_PATH="${MLOPS_KUBECONFIG:-$CACHE_DIR/kubeconfig}"
+AUDIT_LOG="${MLOPS_AUDIT_LOG:-}"
 K8S_BIN="$CACHE_DIR/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE_DIR/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE_DIR/bin/kwok-$KWOK_VERSION"
@@ -147,6 +150,17 @@ cluster_exists() {
   [[ -x $KWOK_BIN/kwokctl ]] && kwokctl get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"
 }
 
+# With MLOPS_AUDIT_LOG: writes the policy (next to the log) and sets AUDIT_ARGS, the flags that make
+# the API server use it; the later --audit-log-path wins over the one kwokctl passes.
+AUDIT_ARGS=()
+audit_args() {
+  [[ -n $AUDIT_LOG ]] || return 0
+  local policy="${AUDIT_LOG%.*}-policy.yaml"
+  mkdir -p "$(dirname "$AUDIT_LOG")"
+  printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived]' 'rules:' '  - level: Metadata' >"$policy"
+  AUDIT_ARGS=(--kube-audit-policy "$policy" --extra-args "kube-apiserver=audit-log-path=$AUDIT_LOG")
+}
+
 cmd_up() {
   cmd_build
   local start=$SECONDS result=reused
@@ -169,7 +183,8 @@ cmd_up() {
     rm -f "$KUBECONFIG_PATH"
     # kwokctl create does nothing (and writes no kubeconfig) for a cluster it still knows.
     if cluster_exists; then kwokctl delete cluster >/dev/null 2>&1 || true; fi
-    kwokctl create cluster --runtime binary --kubeconfig "$KUBECONFIG_PATH" --wait 3m \
+    audit_args
+    kwokctl create cluster --runtime binary --kubeconfig "$KUBECONFIG_PATH" --wait 3m "${AUDIT_ARGS[@]}" \
       >"$LOG_DIR/create.log" 2>&1 \
       || { tail -n 40 "$LOG_DIR/create.log" >&2; die "kwokctl create cluster failed (log: $LOG_DIR/create.log)"; }
   fi
