@@ -111,7 +111,8 @@ class PostgresServer:
         pwfile.chmod(0o600)
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run it as the postgres user of the package.
-            runuser = shutil.which("runuser")
+            # /usr/sbin is not on every PATH (a minimal CI environment): look there too.
+            runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
             if not runuser:
                 raise RuntimeError("running as root and runuser is missing: cannot start PostgreSQL as 'postgres'")
             self.run_as = [runuser, "-u", "postgres", "--"]
