@@ -93,3 +93,12 @@ def postgres():
     with PostgresServer("mlflow", secrets.token_urlsafe(18)) as server:
         server.create_database("mlflow")
         yield server
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    """The pinned helm that scripts/helm.sh builds from the Go module proxy; fails (never skips) without it."""
+    proc = subprocess.run([str(ROOT / "scripts" / "helm.sh")], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/helm.sh could not provide helm: {proc.stderr[-2000:]}")
+    return proc.stdout.strip().splitlines()[-1]

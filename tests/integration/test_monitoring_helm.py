@@ -37,14 +37,6 @@ data:
 """
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    proc = subprocess.run([str(ROOT / "scripts" / "helm.sh")], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/helm.sh could not provide helm: {proc.stderr[-2000:]}")
-    return proc.stdout.strip().splitlines()[-1]
-
-
 def package(helm: str, workdir: pathlib.Path, version: str) -> pathlib.Path:
     chart = workdir / "kube-prometheus-stack"
     (chart / "templates").mkdir(parents=True)
