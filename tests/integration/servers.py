@@ -30,15 +30,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
-    """Return once ``url`` answers any HTTP status; raise naming the URL on timeout or process exit."""
+def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None, ready: bool = False) -> None:
+    """Return once ``url`` answers any HTTP status (with ``ready``: a 2xx); raise naming the URL on timeout or process exit.
+
+    A readiness endpoint such as Prometheus's ``/-/ready`` answers 503 while it starts: pass ``ready=True`` for those.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
             urllib.request.urlopen(url, timeout=2)  # loopback only
             return
         except urllib.error.HTTPError:
-            return
+            if not ready:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not become ready within {timeout} s") from None
+            time.sleep(0.3)
         except OSError:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"the process serving {url} exited with {proc.returncode}") from None

@@ -97,7 +97,7 @@ def test_real_prometheus_scrapes_real_mlflow_with_the_rendered_job(tmp_path, ans
                                  f"--web.listen-address=127.0.0.1:{prom_port}"],
                                 cwd=tmp_path, stdout=prom_log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{prom_port}"
-        wait_http(base + "/-/ready", timeout=60, proc=prom)
+        wait_http(base + "/-/ready", timeout=60, proc=prom, ready=True)
 
         up = wait_for(base, 'up{job="mlflow", namespace="mlflow"} == 1')
         assert up[0]["metric"]["instance"] == target
