@@ -118,7 +118,7 @@ def read_state(admin, params: dict) -> dict:
         for name, future in futures.items():
             try:
                 description = future.result(timeout=timeout)
-                users[name] = {info.mechanism.name for info in description.scram_credential_infos}
+                users[name] = {info.mechanism.name.replace("_", "-") for info in description.scram_credential_infos}
             except KafkaException as exc:
                 if exc.args and getattr(exc.args[0], "code", lambda: None)() == KafkaError.RESOURCE_NOT_FOUND:
                     users[name] = set()

@@ -62,11 +62,11 @@ def _role_vars(kafka: KafkaBroker, passwords: dict) -> dict:
             "kafka_team_passwords": passwords}
 
 
-def _produce(kafka: KafkaBroker, user: str, password: str, topic: str):
+def _produce(kafka: KafkaBroker, user: str, password: str, topic: str, timeout_ms: int = 10000):
     """Produce one message and flush: None when it was written, else the KafkaError."""
     errors = []
-    producer = Producer({**kafka.client(user, password), "message.timeout.ms": 10000, "acks": "all"})
-    producer.produce(topic, b"x", on_delivery=lambda err, _msg: errors.append(err))
+    producer = Producer({**kafka.client(user, password), "message.timeout.ms": timeout_ms, "acks": "all", "log_level": 0})
+    producer.produce(topic, b"x", key=b"k", on_delivery=lambda err, _msg: errors.append(err))
     producer.flush(15)
     assert errors, f"no delivery report for {topic}"
     return errors[0]
@@ -108,7 +108,7 @@ def test_team_topics_users_and_acls_on_a_real_broker(broker, tmp_path):
     refused = _produce(broker, "team-b", passwords["team-b"], "seldon.team-a.pipeline.scoring.inputs")
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, refused
     # A wrong password is refused at authentication.
-    assert _produce(broker, "team-a", "wrong-password", "seldon.team-a.model.fraud.inputs") is not None
+    assert _produce(broker, "team-a", "wrong-password", "seldon.team-a.model.fraud.inputs", 2000) is not None
 
     # The second converge and check mode change nothing.
     start = time.monotonic()
@@ -147,4 +147,4 @@ def test_kafka_topics_refuses_fewer_partitions(broker, tmp_path):
     assert results[1].get("failed") is True and "cannot remove partitions" in results[1]["msg"], results[1]
     assert broker.password not in json.dumps(results)
     with pytest.raises(KafkaException):
-        AdminClient(broker.client("team-c", "nope")).list_topics(timeout=3)
+        AdminClient({**broker.client("team-c", "nope"), "log_level": 0}).list_topics(timeout=2)
