@@ -8,6 +8,8 @@
 - ``kafka_module_topics(plan)`` / ``kafka_module_acls(plan)`` / ``kafka_module_users(plan, passwords)``: arguments of
   mlops.platform.kafka_topics.
 - ``kafka_published(plan, settings)``: the mlops_kafka fact.
+- ``kafka_seldon_config(mlops_kafka, bootstrap_override, topic_prefix)``: the seldon role's ``config.kafka``.
+- ``kafka_seldon_runtimes(runtimes, mlops_kafka)``: each runtime with its namespace's consumer group prefix.
 """
 
 from __future__ import annotations
@@ -27,4 +29,6 @@ class FilterModule:
             "kafka_module_acls": "module_acls",
             "kafka_module_users": "module_users",
             "kafka_published": "published",
+            "kafka_seldon_config": "seldon_kafka_config",
+            "kafka_seldon_runtimes": "seldon_runtime_kafka",
         })

@@ -379,3 +379,31 @@ def published(plan: dict, settings: dict) -> dict:
             "consumer_group_prefix": settings.get("consumer_group_prefix", "seldon"),
             "topics": [t["name"] for t in plan["topics"]],
             "teams": teams}
+
+
+def seldon_kafka_config(kafka: dict | None, bootstrap_override: str = "", topic_prefix: str = "") -> dict:
+    """The seldon_runtime module's ``config.kafka`` from the ``mlops_kafka`` fact; ``bootstrap_override``
+    (``seldon_kafka_bootstrap``) wins and then only the bootstrap is set, as before the kafka role. {} without Kafka."""
+    kafka = kafka or {}
+    if bootstrap_override:
+        return {"bootstrap_servers": bootstrap_override, "topic_prefix": topic_prefix or kafka.get("topic_prefix") or "seldon"}
+    if not kafka.get("enabled") or not kafka.get("bootstrap_servers"):
+        return {}
+    out = {"bootstrap_servers": kafka["bootstrap_servers"], "topic_prefix": kafka.get("topic_prefix") or "seldon"}
+    protocol = kafka.get("security_protocol") or "PLAINTEXT"
+    if protocol != "PLAINTEXT":
+        security = {"security.protocol": protocol}
+        if protocol.startswith("SASL_") and kafka.get("sasl_mechanism"):
+            security["sasl.mechanism"] = kafka["sasl_mechanism"]
+        out["consumer"] = dict(security)
+        out["producer"] = dict(security)
+    return out
+
+
+def seldon_runtime_kafka(runtimes: list, kafka: dict | None) -> list:
+    """Each runtime with its namespace's consumer group prefix (``runtimes[].kafka``), so the groups Seldon
+    creates there fall under the ACLs of the team's Kafka user."""
+    prefixes = {ns: entry["consumer_group_prefix"] for team in ((kafka or {}).get("teams") or {}).values()
+                for ns, entry in team["namespaces"].items()}
+    return [{**r, "kafka": {"consumer_group_id_prefix": prefixes[r["namespace"]]}} if r["namespace"] in prefixes else r
+            for r in runtimes]

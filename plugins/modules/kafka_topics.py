@@ -75,7 +75,7 @@ options:
         type: int
         default: 1
       config:
-        description: Topic configs as strings, e.g. C({retention.ms: "604800000"}).
+        description: 'Topic configs as strings, e.g. C({retention.ms: "604800000"}).'
         type: dict
         default: {}
   acls:
