@@ -217,7 +217,7 @@ class KafkaBroker:
             raise RuntimeError(f"kafka-storage format failed: {fmt.stdout[-1000:]} {fmt.stderr[-2000:]}")
         start = time.monotonic()
         self.proc = subprocess.Popen([*java_cmd, "kafka.Kafka", str(config)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.base / "stderr.log", "wb"), cwd=self.base)  # noqa: SIM115
+                                     stderr=open(self.base / "stderr.log", "wb"), cwd=self.base)
         try:
             self._wait_ready(timeout=90)
         except RuntimeError:
@@ -241,7 +241,7 @@ class KafkaBroker:
             try:
                 if admin.list_topics(timeout=2).brokers:
                     return
-            except Exception:  # noqa: BLE001 - not up yet: KafkaException until the listener answers
+            except Exception:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the Kafka broker did not answer within {timeout} s: {self.log_tail()}")
