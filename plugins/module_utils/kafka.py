@@ -19,6 +19,7 @@ role's check beyond its argument spec, run by ``validate_roles``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -208,6 +209,10 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
             errors += namespace_errors("kafka_namespace", values["kafka_namespace"])
         if "kafka_node_pools" in values:
             errors += node_pool_errors(values["kafka_node_pools"])
+        crds = values.get("kafka_strimzi_crds_file", "")
+        if crds and not os.path.isfile(crds):
+            errors.append(f"kafka_strimzi_crds_file: {crds} does not exist. Fix: run roles/kafka/files/broker.sh crds "
+                          "(make setup does), or set it to '' where the Strimzi chart installed the CRDs")
         name = values.get("kafka_cluster_name", "mlops")
         if not _TOPIC_NAME.match(str(name)):
             errors.append(f"kafka_cluster_name: {name!r} is not a DNS-1123 label")

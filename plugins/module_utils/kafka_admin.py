@@ -87,11 +87,17 @@ def _wanted_acls(acls: list[dict]) -> dict[tuple, dict]:
     return wanted
 
 
+def _operation(name: str):
+    return {_op(op.name): op for op in AclOperation}[_op(name)]
+
+
+def _acl_args(acl: dict) -> tuple:
+    return (ResourceType[acl["resource_type"].upper()], acl["resource_name"], ResourcePatternType[acl["pattern_type"].upper()],
+            acl["principal"], acl["host"], _operation(acl["operation"]), AclPermissionType[acl["permission"].upper()])
+
+
 def _binding(acl: dict):
-    operations = {_op(op.name): op for op in AclOperation}
-    return AclBinding(ResourceType[acl["resource_type"].upper()], acl["resource_name"],
-                      ResourcePatternType[acl["pattern_type"].upper()], acl["principal"], acl["host"],
-                      operations[_op(acl["operation"])], AclPermissionType[acl["permission"].upper()])
+    return AclBinding(*_acl_args(acl))
 
 
 def read_state(admin, params: dict) -> dict:
@@ -184,18 +190,15 @@ def apply(admin, params: dict, todo: dict) -> None:
         for binding, future in admin.create_acls([_binding(a) for a in todo["acls_created"]], request_timeout=timeout).items():
             _result(future, f"create the ACL {binding}", timeout)
     if todo["acls_deleted"]:
-        filters = [AclBindingFilter(ResourceType[a["resource_type"].upper()], a["resource_name"],
-                                    ResourcePatternType[a["pattern_type"].upper()], a["principal"], a["host"],
-                                    _binding({**a, "operation": a["operation"]}).operation,
-                                    AclPermissionType[a["permission"].upper()]) for a in todo["acls_deleted"]]
+        filters = [AclBindingFilter(*_acl_args(a)) for a in todo["acls_deleted"]]
         for binding, future in admin.delete_acls(filters, request_timeout=timeout).items():
             _result(future, f"delete the ACL {binding}", timeout)
     if todo["users"]:
-        passwords = {u["name"]: u for u in params["users"]}
-        upserts = [UserScramCredentialUpsertion(u["name"], ScramCredentialInfo(ScramMechanism[u["mechanism"].replace("-", "_")],
-                                                                                passwords[u["name"]]["iterations"]),
-                                                passwords[u["name"]]["password"].encode())
-                   for u in todo["users"]]
+        asked = {u["name"]: u for u in params["users"]}
+        upserts = []
+        for user in todo["users"]:
+            info = ScramCredentialInfo(ScramMechanism[user["mechanism"].replace("-", "_")], asked[user["name"]]["iterations"])
+            upserts.append(UserScramCredentialUpsertion(user["name"], info, asked[user["name"]]["password"].encode()))
         for name, future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout).items():
             _result(future, f"set the SCRAM credentials of {name}", timeout)
 

@@ -218,6 +218,12 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     kafka = bool(values.get("seldon_kafka_bootstrap")) or context.get("kafka_mode", "none") != "none"
     serving = [row for row in team_namespaces(teams, defaults) if row["serving"]]
     team_overrides, default_overrides = values.get("seldon_team_runtime_overrides") or {}, values.get("seldon_runtime_overrides") or []
+    tuned = sorted({o.get("name") for o in [*default_overrides, *(x for v in team_overrides.values() for x in v or [])]
+                    if isinstance(o, dict)} & set(KAFKA_COMPONENTS)) if not kafka else []
+    if tuned:
+        return [*errors, f"seldon_runtime_overrides or seldon_team_runtime_overrides: overrides for {', '.join(tuned)} but no "
+                "Kafka is configured, so these components are disabled. Fix: run the kafka role (kafka_mode strimzi or "
+                "external), set seldon_kafka_bootstrap, or remove those overrides"]
     params = {"name": values.get("seldon_runtime_name", "seldon"), "seldon_config": values.get("seldon_config_name", "default"),
               "runtimes": runtime_entries(serving, team_overrides, default_overrides, [] if kafka else list(KAFKA_COMPONENTS)),
               "servers": values.get("seldon_servers") or [], "controller_namespace": values.get("seldon_namespace", "seldon-system")}

@@ -134,7 +134,6 @@ options:
         description: Its password (never returned or logged).
         type: str
         required: true
-        no_log: true
       mechanism:
         description: SCRAM mechanism.
         type: str

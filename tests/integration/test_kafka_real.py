@@ -15,7 +15,7 @@ import secrets
 import time
 
 import pytest
-from ansible_run import recap, run_role
+from ansible_run import recap, run_module, run_role
 from servers import KafkaBroker
 
 confluent_kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is pinned in requirements.txt")
@@ -137,12 +137,10 @@ def test_team_topics_users_and_acls_on_a_real_broker(broker, tmp_path):
 
 def test_kafka_topics_refuses_fewer_partitions(broker, tmp_path):
     """Kafka cannot remove partitions: the module says so and changes nothing."""
-    from ansible_run import run_module
-
     args = {"bootstrap_servers": broker.bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_username": KafkaBroker.ADMIN,
             "sasl_password": broker.password, "topics": [{"name": "seldon.team-c.events", "partitions": 2}]}
-    results, _ = run_module("mlops.platform.kafka_topics", tmp_path, args, {**args, "topics": [{"name": "seldon.team-c.events",
-                                                                                                 "partitions": 1}]})
+    fewer = {**args, "topics": [{"name": "seldon.team-c.events", "partitions": 1}]}
+    results, _proc = run_module("mlops.platform.kafka_topics", tmp_path, args, fewer)
     assert results[0].get("changed") is True, results[0]
     assert results[1].get("failed") is True and "cannot remove partitions" in results[1]["msg"], results[1]
     assert broker.password not in json.dumps(results)

@@ -49,11 +49,11 @@ def test_strimzi_objects_kraft_node_pools_topics_users():
 
 
 def test_checks_name_the_field_and_the_fix():
-    bad = [{"name": "team-a", "kafka": {"partitions": 0, "topics": [{"name": "Bad_Name"}, {"name": "x", "kind": "stream"},
-                                                                   {"name": "y", "namespace": "other"}]}},
+    topics = [{"name": "Bad_Name"}, {"name": "x", "kind": "stream"}, {"name": "y", "namespace": "other"}]
+    bad = [{"name": "team-a", "kafka": {"partitions": 0, "topics": topics}},
            {"name": "team-b", "kafka": {"topics": [{"name": "y", "namespace": "team-b"}]}}]
-    errors = kafka.variable_errors({"kafka_mode": "strimzi", "kafka_teams": bad, "kafka_node_pools": [{"name": "p", "replicas": 1,
-                                                                                                       "roles": ["broker"]}]})
+    pools = [{"name": "p", "replicas": 1, "roles": ["broker"]}]
+    errors = kafka.variable_errors({"kafka_mode": "strimzi", "kafka_teams": bad, "kafka_node_pools": pools})
     text = "\n".join(errors)
     assert "team 'team-a': kafka.partitions: 0 is not a positive integer" in text
     assert "topics[0] (Bad_Name).name" in text
@@ -63,6 +63,8 @@ def test_checks_name_the_field_and_the_fix():
     assert kafka.variable_errors({"kafka_mode": "external", "kafka_external": {"bootstrap_servers": ""}})[0].startswith(
         "kafka_external.bootstrap_servers: empty")
     assert kafka.variable_errors({"kafka_topic_prefix": "seldon."})[0].startswith("kafka_topic_prefix")
+    missing = kafka.variable_errors({"kafka_strimzi_crds_file": "/nonexistent/strimzi-crds.json"})
+    assert missing[0].startswith("kafka_strimzi_crds_file: /nonexistent/strimzi-crds.json does not exist. Fix: run")
 
 
 def test_the_local_inventory_passes():
