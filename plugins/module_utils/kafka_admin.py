@@ -104,8 +104,6 @@ def read_state(admin, params: dict) -> dict:
     timeout = params["timeout"]
     metadata = admin.list_topics(timeout=timeout)
     topics = {name: len(meta.partitions) for name, meta in metadata.topics.items()}
-    replicas = {name: len(next(iter(meta.partitions.values())).replicas) if meta.partitions else 0
-                for name, meta in metadata.topics.items()}
     configs: dict[str, dict] = {}
     present = [t["name"] for t in params["topics"] if t["name"] in topics]
     if present:
@@ -130,7 +128,7 @@ def read_state(admin, params: dict) -> dict:
                     users[name] = set()
                 else:
                     raise KafkaAdminError(f"describe the SCRAM credentials of {name}: {exc}") from exc
-    return {"topics": topics, "replicas": replicas, "configs": configs, "acls": acls, "users": users,
+    return {"topics": topics, "configs": configs, "acls": acls, "users": users,
             "brokers": len(metadata.brokers)}
 
 
