@@ -234,7 +234,7 @@ class KafkaBroker:
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + timeout
-        admin = AdminClient(self.client(self.ADMIN, self.password))
+        admin = AdminClient({**self.client(self.ADMIN, self.password), "log_level": 0})  # quiet while it starts
         while True:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"the Kafka broker exited with {self.proc.returncode}: {self.log_tail()}")
