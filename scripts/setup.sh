@@ -72,4 +72,10 @@ if command -v go >/dev/null; then
 else
   log "WARNING: go is not on PATH: the monitoring role (monitoring_install: objects) needs roles/monitoring/files/upstream.sh crds"
 fi
+# 5. the kafka role's Strimzi CRDs (io.strimzi:api's Crds class, a Maven download, seconds).
+if command -v mvn >/dev/null && command -v java >/dev/null; then
+  roles/kafka/files/broker.sh crds >/dev/null
+else
+  log "WARNING: mvn or java is missing: the kafka role (kafka_mode: strimzi) needs roles/kafka/files/broker.sh crds"
+fi
 log "ready: . .venv/bin/activate"

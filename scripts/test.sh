@@ -8,12 +8,14 @@ export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/.collections" 
 CLUSTER=roles/cluster/files/offline-cluster.sh
 LOGS="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}/logs"
 mkdir -p "$LOGS"
-passed=0; failed=0; failures=(); cluster_pid=""; tools_pid=""
+passed=0; failed=0; failures=(); cluster_pid=""; tools_pid=""; kafka_pid=""
 UPSTREAM=roles/monitoring/files/upstream.sh
+KAFKA=roles/kafka/files/broker.sh
 
 cleanup() {
   [[ -n $cluster_pid ]] && kill "$cluster_pid" 2>/dev/null
   [[ -n $tools_pid ]] && kill "$tools_pid" 2>/dev/null
+  [[ -n $kafka_pid ]] && kill "$kafka_pid" 2>/dev/null
   if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then "$CLUSTER" down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -40,6 +42,12 @@ wait_tools() {
   return $rc
 }
 
+wait_kafka() {
+  wait "$kafka_pid"; local rc=$?; kafka_pid=""
+  cat "$LOGS/test-kafka-build.log"
+  return $rc
+}
+
 total=$SECONDS
 # The cluster comes up in the background (a cold build takes many minutes) while the
 # static checks run, and so do promtool and prometheus (built from the Go module proxy).
@@ -47,6 +55,9 @@ total=$SECONDS
 cluster_pid=$!
 "$UPSTREAM" build >"$LOGS/test-tools-build.log" 2>&1 &
 tools_pid=$!
+# And the Kafka broker's jars (Maven, 5-11 s cold) for tests/integration/test_kafka_real.py.
+"$KAFKA" build >"$LOGS/test-kafka-build.log" 2>&1 &
+kafka_pid=$!
 
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
@@ -54,6 +65,7 @@ step ruff ruff check .
 step sanity scripts/sanity.sh
 step units python -m pytest -q tests/unit
 step tools-build wait_tools
+step kafka-build wait_kafka
 step cluster-up wait_cluster
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
   failed=$((failed + 2)); failures+=(integration molecule)

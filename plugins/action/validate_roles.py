@@ -39,6 +39,7 @@ SEMANTIC_CHECKS = {
     "monitoring": ("monitoring", "variable_errors"),
     "secrets": ("secrets", "variable_errors"),
     "seldon": ("seldon_task", "variable_errors"),
+    "kafka": ("kafka", "variable_errors"),
 }
 # What the validator reads of an option; the rest (description, ...) is documentation.
 VALIDATION_KEYS = frozenset(("type", "elements", "required", "choices", "default", "options", "aliases", "no_log",

@@ -57,6 +57,7 @@ ARGUMENT_SPEC = dict(
         namespace=dict(type="str", required=True),
         team=dict(type="str"),
         overrides=dict(type="list", elements="dict"),
+        kafka=dict(type="dict"),
     )),
     state=dict(type="str", default="present", choices=["present", "absent"]),
     seldon_config=dict(type="str", default="default"),
@@ -122,8 +123,16 @@ def runtime_params(params: dict) -> list[dict]:
             for key in OVERRIDE_OPTIONS:
                 override.setdefault(key, None)
     return [{**params, "namespace": item["namespace"], "team": item["team"] or params["team"],
-             "overrides": params["overrides"] if item["overrides"] is None else item["overrides"]}
+             "overrides": params["overrides"] if item["overrides"] is None else item["overrides"],
+             # A runtime's own Kafka settings (its consumer group prefix) over the shared ones.
+             "config": _runtime_config(params.get("config"), item.get("kafka"))}
             for item in params["runtimes"]]
+
+
+def _runtime_config(config: dict | None, kafka: dict | None) -> dict | None:
+    if not kafka or not (config or {}).get("kafka"):
+        return config
+    return {**config, "kafka": {**config["kafka"], **{k: v for k, v in kafka.items() if v is not None}}}
 
 
 PENDING = {"changed": True, "pending": "its namespace or the Seldon CRDs do not exist yet", "runtime": {}, "servers": [],
@@ -205,9 +214,16 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     teams, defaults = values.get("seldon_teams") or [], role_defaults(context)
     if validate_teams(teams, defaults):
         return errors
-    kafka = bool(values.get("seldon_kafka_bootstrap"))
+    # Kafka: the override, or the kafka role in the same play (validate_roles' context) with a mode other than none.
+    kafka = bool(values.get("seldon_kafka_bootstrap")) or context.get("kafka_mode", "none") != "none"
     serving = [row for row in team_namespaces(teams, defaults) if row["serving"]]
     team_overrides, default_overrides = values.get("seldon_team_runtime_overrides") or {}, values.get("seldon_runtime_overrides") or []
+    tuned = sorted({o.get("name") for o in [*default_overrides, *(x for v in team_overrides.values() for x in v or [])]
+                    if isinstance(o, dict)} & set(KAFKA_COMPONENTS)) if not kafka else []
+    if tuned:
+        return [*errors, f"seldon_runtime_overrides or seldon_team_runtime_overrides: overrides for {', '.join(tuned)} but no "
+                "Kafka is configured, so these components are disabled. Fix: run the kafka role (kafka_mode strimzi or "
+                "external), set seldon_kafka_bootstrap, or remove those overrides"]
     params = {"name": values.get("seldon_runtime_name", "seldon"), "seldon_config": values.get("seldon_config_name", "default"),
               "runtimes": runtime_entries(serving, team_overrides, default_overrides, [] if kafka else list(KAFKA_COMPONENTS)),
               "servers": values.get("seldon_servers") or [], "controller_namespace": values.get("seldon_namespace", "seldon-system")}

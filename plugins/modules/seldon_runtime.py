@@ -70,6 +70,11 @@ options:
         description: Component overrides of this runtime, same keys as O(overrides) (unknown keys are refused).
         type: list
         elements: dict
+      kafka:
+        description:
+          - This runtime's Kafka settings over O(config.kafka), same keys (for example its own
+            C(consumer_group_id_prefix)); ignored when O(config.kafka) is not set.
+        type: dict
   render_dir:
     description:
       - Also write the SeldonRuntime and Servers of every runtime, exactly as sent, to a numbered YAML file in this

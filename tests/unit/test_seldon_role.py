@@ -56,7 +56,9 @@ def test_every_serving_team_of_every_inventory_passes_the_preflight(inventory):
     objects = tm.render_teams(teams, settings, defaults)
     serving = [row for row in tm.team_namespaces(teams, defaults) if row["serving"]]
     assert serving, f"{inventory} has no serving team"
-    kafka_off = [] if seldon["seldon_kafka_bootstrap"] else [{"name": c, "disable": True} for c in sd.KAFKA_COMPONENTS]
+    # Kafka from the kafka role (kafka.yml) or the override: then the pipeline components run too.
+    kafka = seldon["seldon_kafka_bootstrap"] or load(group_vars / "kafka.yml")["kafka_mode"] != "none"
+    kafka_off = [] if kafka else [{"name": c, "disable": True} for c in sd.KAFKA_COMPONENTS]
     for row in serving:
         ns = row["namespace"]
         params = {"name": seldon["seldon_runtime_name"], "namespace": ns, "seldon_config": "default",

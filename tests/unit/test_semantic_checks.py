@@ -12,7 +12,7 @@ import pathlib
 import pytest
 import yaml
 from ansible_collections.mlops.platform.plugins.action.validate_roles import SEMANTIC_CHECKS, role_spec, semantic_errors, validated
-from ansible_collections.mlops.platform.plugins.module_utils import mlflow, monitoring, secrets, seldon_task, storage, teams
+from ansible_collections.mlops.platform.plugins.module_utils import kafka, mlflow, monitoring, secrets, seldon_task, storage, teams
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import size_errors
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_every_checked_role_has_a_spec_and_a_function():
     for role, (module, function) in SEMANTIC_CHECKS.items():
         assert role_spec(role)
         module_obj = {"teams": teams, "storage": storage, "mlflow": mlflow, "monitoring": monitoring, "secrets": secrets,
-                      "seldon_task": seldon_task}[module]
+                      "seldon_task": seldon_task, "kafka": kafka}[module]
         assert callable(getattr(module_obj, function))
 
 
@@ -92,37 +92,43 @@ def seldon_values(**changes) -> dict:
     return {"seldon_teams": LOCAL_TEAMS, **values, **changes}
 
 
+# The kafka role's mode, which validate_roles passes as context: with Kafka the pipeline components run.
+KAFKA = {"kafka_mode": LOCAL["kafka_mode"]}
+
+
 def test_the_local_seldon_settings_fit_the_local_team_quotas():
-    assert seldon_task.variable_errors(seldon_values()) == []
+    assert seldon_task.variable_errors(seldon_values(), KAFKA) == []
 
 
 def test_a_quota_below_the_runtime_is_named_with_the_team_before_anything_is_applied():
     small = copy.deepcopy(LOCAL_TEAMS)
     small[0]["quota"]["count"]["pods"] = 2
-    errors = seldon_task.variable_errors(seldon_values(seldon_teams=small))
-    assert errors == ["SeldonRuntime financial-ml/seldon: team 'financial-ml': quota: the runtime needs pods 4 in total, over "
+    errors = seldon_task.variable_errors(seldon_values(seldon_teams=small), KAFKA)
+    assert errors == ["SeldonRuntime financial-ml/seldon: team 'financial-ml': quota: the runtime needs pods 7 in total, over "
                       "ResourceQuota mlops-team-quota hard 2. Fix: lower replicas or resources in the overrides, disable "
                       "components you do not use, or raise the team's quota for namespace financial-ml."]
     # Without the preflight the quota is not weighed; a team default from team_isolation counts when given.
-    assert seldon_task.variable_errors(seldon_values(seldon_teams=small, seldon_preflight=False)) == []
+    assert seldon_task.variable_errors(seldon_values(seldon_teams=small, seldon_preflight=False), KAFKA) == []
+    # Without Kafka the pipeline components are off, and an override of one is named.
+    assert "overrides for seldon-dataflow-engine but no Kafka is configured" in seldon_task.variable_errors(seldon_values())[0]
     defaulted = [{k: v for k, v in small[0].items() if k != "quota"}]
     tiny = {"requests": {"cpu": "8", "memory": "16Gi"}, "limits": {"cpu": "8", "memory": "16Gi"}, "count": {"pods": 3}}
-    assert seldon_task.variable_errors(seldon_values(seldon_teams=defaulted), {"team_isolation_quota_defaults": tiny})
+    assert seldon_task.variable_errors(seldon_values(seldon_teams=defaulted), {**KAFKA, "team_isolation_quota_defaults": tiny})
 
 
 def test_seldon_overrides_and_servers_are_named_by_their_variable():
     errors = seldon_task.variable_errors(seldon_values(
         seldon_namespace="Seldon", seldon_servers=[{"name": "mlserver", "replicas": -1}],
-        seldon_team_runtime_overrides={"financial-ml": [{"name": "seldon-schedular"}]}))
+        seldon_team_runtime_overrides={"financial-ml": [{"name": "seldon-schedular"}]}), KAFKA)
     assert errors[0].startswith("seldon_namespace: 'Seldon' is not a DNS-1123 label")
     assert any("seldon_team_runtime_overrides.financial-ml[0].name: 'seldon-schedular' is not a SeldonRuntime component" in e
                for e in errors), errors
     assert any("seldon_servers[0].replicas (mlserver): -1 is not a valid replica count" in e for e in errors), errors
-    assert seldon_task.variable_errors(seldon_values(seldon_runtime_overrides=[{"name": "hodometer", "replicas": "two"}])) == [
+    assert seldon_task.variable_errors(seldon_values(seldon_runtime_overrides=[{"name": "hodometer", "replicas": "two"}]), KAFKA) == [
         "SeldonRuntime financial-ml/seldon: seldon_runtime_overrides[0].replicas (hodometer): 'two' is not a valid replica "
         "count. Fix: use a whole number from 0 (0 stops the component; disable: true removes it)."]
     # The module's own argument spec first, as it would refuse the values.
-    wrong_type = seldon_task.variable_errors(seldon_values(seldon_servers=[{"name": "mlserver", "replicas": "two"}]))
+    wrong_type = seldon_task.variable_errors(seldon_values(seldon_servers=[{"name": "mlserver", "replicas": "two"}]), KAFKA)
     assert len(wrong_type) == 1 and "as the seldon_runtime module reads them" in wrong_type[0] and "replicas" in wrong_type[0]
 
 
