@@ -5,6 +5,7 @@
 - ``PostgresServer``: a throw-away cluster of Debian's PostgreSQL (initdb + pg_ctl), run as the
   ``postgres`` user when the tests run as root (PostgreSQL refuses root).
 - ``wait_http(url)``: poll until a URL answers.
+- ``stop(proc)``: terminate a process, kill it when it does not end in time.
 
 Every start fails with a message that says what is missing; nothing is skipped.
 """
@@ -52,6 +53,19 @@ def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = Non
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{url} did not answer within {timeout} s") from None
             time.sleep(0.3)
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 30) -> None:
+    """Terminate ``proc`` and wait; kill it if it has not ended within ``timeout`` seconds (a slow
+    shutdown on a loaded machine must not hide the test's own failure behind a TimeoutExpired)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class MotoServer:
@@ -253,11 +267,5 @@ class KafkaBroker:
         return "\n".join(parts)
 
     def __exit__(self, *exc) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -24,7 +24,7 @@ import urllib.request
 
 import pytest
 from ansible_collections.mlops.platform.plugins.module_utils.mlflow import resolve_container
-from servers import PostgresServer, free_port, wait_http
+from servers import PostgresServer, free_port, stop, wait_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUCKET = "it-mlflow-artifacts"
@@ -170,7 +170,7 @@ def test_real_mlflow_logs_and_registers(tmp_path, ansible_playbook, mlflow_bin, 
     server = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/health", timeout=120, proc=server)
+        wait_http(url + "/health", timeout=240, proc=server)
 
         # Basic auth is on: no credentials, no access.
         with pytest.raises(urllib.error.HTTPError) as denied:
@@ -186,8 +186,7 @@ def test_real_mlflow_logs_and_registers(tmp_path, ansible_playbook, mlflow_bin, 
         assert done.returncode == 0, done.stderr[-4000:] + (tmp_path / "server.log").read_text()[-3000:]
         result = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
         log.close()
 
     assert result["params"] == {"alpha": "0.5"}

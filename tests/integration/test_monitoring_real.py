@@ -25,7 +25,7 @@ import pytest
 import yaml
 from ansible_collections.mlops.platform.plugins.module_utils import monitoring
 from monitoring_tools import render_monitoring, rules_file, tool
-from servers import free_port, wait_http
+from servers import free_port, stop, wait_http
 from test_mlflow_real import BUCKET, pod_process, render, role_vars, run_init
 
 
@@ -92,7 +92,7 @@ def test_real_prometheus_scrapes_real_mlflow_with_the_rendered_job(tmp_path, ans
     prom_log = (tmp_path / "prometheus.log").open("w")
     prom = None
     try:
-        wait_http(f"http://{target}/health", timeout=120, proc=server)
+        wait_http(f"http://{target}/health", timeout=240, proc=server)
         prom = subprocess.Popen([str(prometheus), "--config.file=prometheus.yml", f"--storage.tsdb.path={tmp_path / 'data'}",
                                  f"--web.listen-address=127.0.0.1:{prom_port}"],
                                 cwd=tmp_path, stdout=prom_log, stderr=subprocess.STDOUT)
@@ -124,8 +124,6 @@ def test_real_prometheus_scrapes_real_mlflow_with_the_rendered_job(tmp_path, ans
         assert served, "the platform dashboard's request rate has no data"
     finally:
         for proc in (prom, server):
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+            stop(proc)
         server_log.close()
         prom_log.close()

@@ -204,7 +204,7 @@ def test_the_real_prometheus_operator_reconciles_what_the_role_applied(tmp_path,
     import subprocess
 
     from monitoring_tools import tool
-    from servers import free_port
+    from servers import free_port, stop
 
     operator = tool("operator")
     converged = run_role("mlops.platform.monitoring", tmp_path, role_vars(kubeconfig, tmp_path))
@@ -260,6 +260,5 @@ def test_the_real_prometheus_operator_reconciles_what_the_role_applied(tmp_path,
         groups = [g["name"] for text in rule_files.values() for g in yaml.safe_load(text)["groups"]]
         assert groups[:2] == ["mlops-platform.quotas", "mlops-platform.seldon"], groups
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
         log.close()
