@@ -4,18 +4,16 @@
 
 - ``version_guard_errors(guards)``: one message per requested version older than the live one
   (or a major upgrade that needs a migration), each naming the variable, both versions and the fix.
-- ``helm_chart_version(chart)``: the version of a Helm release's ``chart`` field
-  (``seldon-core-v2-setup-2.10.2`` gives ``2.10.2``); '' without one.
 """
 
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors, helm_chart_version
+from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors
 
 
 class FilterModule:
     """Upgrade guard filters."""
 
     def filters(self):
-        return {"version_guard_errors": plain_args(guard_errors), "helm_chart_version": helm_chart_version}
+        return {"version_guard_errors": plain_args(guard_errors)}

@@ -653,6 +653,7 @@ ARGUMENT_SPEC = {
         "reason": {"type": "str", "required": True},
         "allow_downgrade": {"type": "bool", "default": False},
         "downgrade_flag": {"type": "str", "required": True},
+        "downgrade_fix": {"type": "str"},
         "major_flag": {"type": "str"},
         "allow_major_upgrade": {"type": "bool", "default": False},
         "major_procedure": {"type": "str"},

@@ -79,7 +79,8 @@ def guard_errors(guards: list[dict]) -> list[str]:
     A guard: ``variable`` (the setting, as the message names it), ``requested`` and ``live`` (versions
     or image references; ``live`` None or '' when nothing runs yet), ``source`` (where the live version
     was read, e.g. 'StatefulSet mlflow/mlflow-postgresql'), ``allow_downgrade`` and ``downgrade_flag``
-    (the setting that allows it), ``reason`` (why a downgrade is refused); optionally ``major_flag``,
+    (the setting that allows it), ``reason`` (why a downgrade is refused), optionally ``downgrade_fix`` (the way
+    back, by default a restore from a backup); optionally ``major_flag``,
     ``allow_major_upgrade`` and ``major_procedure`` when a new major version needs a data migration first.
     A version that does not parse (a custom tag such as 'latest-build') cannot be ordered and is let through."""
     errors = []
@@ -94,8 +95,9 @@ def guard_errors(guards: list[dict]) -> list[str]:
         if order < 0 and not guard.get("allow_downgrade"):
             errors.append(
                 f"{guard['variable']} {shown(requested)} < live {shown(live)}{where}: {guard['reason']}; nothing was changed."
-                f" Fix: set {guard['variable']} to {shown(live)} or newer, or restore from a backup taken before the"
-                f" upgrade and set {guard['downgrade_flag']}: true for that run")
+                f" Fix: set {guard['variable']} to {shown(live)} or newer, or"
+                f" {guard.get('downgrade_fix') or 'restore from a backup taken before the upgrade'}"
+                f" and set {guard['downgrade_flag']}: true for that run")
         elif order > 0 and guard.get("major_flag") and not guard.get("allow_major_upgrade") \
                 and major(requested) != major(live):
             errors.append(

@@ -175,6 +175,9 @@ options:
         description: The setting that sets O(version_guards[].allow_downgrade), named in the fix.
         type: str
         required: true
+      downgrade_fix:
+        description: The way back to the older version, named in the fix (default, a restore from a backup taken before the upgrade).
+        type: str
       major_flag:
         description: When set, a new major version is refused unless O(version_guards[].allow_major_upgrade); the setting named in the fix.
         type: str
