@@ -40,7 +40,7 @@ def cluster(tmp_path_factory):
     env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1",
            "MLOPS_AUDIT_LOG": str(audit)}
     # A cluster of this name left behind by an interrupted run has no audit log here: start afresh.
-    subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
+    cluster_down(env)
     try:
         up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False)
         assert up.returncode == 0, up.stderr[-3000:]
@@ -48,13 +48,28 @@ def cluster(tmp_path_factory):
         yield (["-i", "inventories/local", "-e", f"cluster_provider=kwok cluster_name={NAME} cluster_kubeconfig={kubeconfig}"],
                kubeconfig, AuditLog(audit))
     finally:
+        cluster_down(env)
+
+
+def cluster_down(env: dict) -> None:
+    """offline-cluster.sh down until the cluster's directory is gone: its `kwokctl get clusters` can miss a
+    running cluster while another cluster is being deleted, and then reports it absent."""
+    workdir = pathlib.Path(settings()["MLOPS_CACHE_DIR"]) / "kwok" / "clusters" / NAME
+    for _ in range(5):
         subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
+        if not workdir.exists():
+            return
+        time.sleep(2)
+
+
+def settings() -> dict:
+    return dict(line.split("=", 1) for line in subprocess.run(
+        [str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout.split())
 
 
 def kubectl(kubeconfig: str, *args: str) -> subprocess.CompletedProcess:
-    settings = dict(line.split("=", 1) for line in subprocess.run(
-        [str(CLUSTER), "env"], capture_output=True, text=True, check=True).stdout.split())
-    binary = pathlib.Path(settings["MLOPS_CACHE_DIR"]) / "bin" / f"kubernetes-{settings['K8S_VERSION']}" / "kubectl"
+    found = settings()
+    binary = pathlib.Path(found["MLOPS_CACHE_DIR"]) / "bin" / f"kubernetes-{found['K8S_VERSION']}" / "kubectl"
     return subprocess.run([str(binary), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, check=False)
 
 
