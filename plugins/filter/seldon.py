@@ -7,12 +7,31 @@
   overrides (the default ones otherwise) and ``disable: true`` for every component in
   ``disabled`` (the Kafka components when there is no Kafka).
 - ``seldon_report(runtimes, verbose)``: the lines worth showing from the module's result.
+- ``seldon_chart_guard(status, requested, allow_downgrade)``: the upgrade guard
+  (module_utils/versions.py) of an installed release (``status`` of kubernetes.core.helm_info)
+  against ``seldon_version``.
 """
 
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 from ansible_collections.mlops.platform.plugins.module_utils.seldon import runtime_entries
+from ansible_collections.mlops.platform.plugins.module_utils.versions import helm_chart_version
+
+# Why the role refuses an older seldon_version (Helm path and stand-in CRDs), and the way back.
+DOWNGRADE_REASON = "the Seldon Core v2 charts support no downgrade (their CRDs and the scheduler's state only go forward)"
+DOWNGRADE_FIX = "roll both releases back with helm rollback (the stand-in CRDs: delete them after the runtimes)"
+
+
+def seldon_chart_guard(status: dict, requested: str, allow_downgrade: bool = False) -> dict:
+    """The guard of seldon_version: against an installed release (``status`` of helm_info, with its chart field),
+    or, with an empty ``status``, without the live version (k8s_bundle's version_guards reads it)."""
+    guard = {"variable": "seldon_version", "requested": str(requested), "reason": DOWNGRADE_REASON,
+             "downgrade_fix": DOWNGRADE_FIX, "allow_downgrade": bool(allow_downgrade), "downgrade_flag": "seldon_allow_downgrade"}
+    if status:
+        guard.update(live=helm_chart_version(status.get("chart")),
+                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
+    return guard
 
 
 def seldon_report(runtimes: list, verbose: bool = False) -> list[str]:
@@ -32,4 +51,5 @@ class FilterModule:
     """Seldon role filters."""
 
     def filters(self):
-        return {"seldon_runtimes": plain_args(runtime_entries), "seldon_report": plain_args(seldon_report)}
+        return {"seldon_runtimes": plain_args(runtime_entries), "seldon_report": plain_args(seldon_report),
+                "seldon_chart_guard": plain_args(seldon_chart_guard)}

@@ -39,6 +39,7 @@ except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
 from ansible_collections.mlops.platform.plugins.module_utils.kube import ApiError, Client, Config, Failed, KubeError
 from ansible_collections.mlops.platform.plugins.module_utils.status import readiness
+from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors
 
 FIRST_KINDS = ("CustomResourceDefinition", "Namespace")
 WAITABLE = ("Deployment", "StatefulSet", "DaemonSet", "Job")
@@ -560,6 +561,48 @@ class Bundle:
         }
 
 
+def live_version(obj: dict | None, guard: dict) -> str:
+    """The version a live object runs: its annotation, or the image of its (pod template's) container; '' when none."""
+    if obj is None:
+        return ""
+    if guard.get("annotation"):
+        return str((obj["metadata"].get("annotations") or {}).get(guard["annotation"], ""))
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or obj.get("spec") or {}
+    for container in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        if container.get("name") == guard.get("container"):
+            return str(container.get("image", ""))
+    return ""
+
+
+def check_versions(client: Client, guards: list[dict]) -> None:
+    """Refuse, before anything is written, a requested version older than the live one (or a major upgrade
+    that needs a migration first): read each guard's object, and fail naming every refusal."""
+    found = []
+    for guard in guards:
+        try:
+            obj = client.get(guard["api_version"], guard["kind"], guard["name"], guard.get("namespace"))
+        except ApiError as exc:
+            raise BundleError(f"version_guards: cannot read {guard['kind']} {guard['name']}: {exc.message}") from exc
+        source = "/".join(p for p in (guard.get("namespace"), guard["name"]) if p)
+        found.append({**guard, "live": live_version(obj, guard), "source": f"{guard['kind']} {source}"})
+    errors = guard_errors(found)
+    if errors:
+        raise BundleError("; ".join(errors))
+
+
+def annotated(definitions: list, annotations: dict) -> list:
+    """The definitions with these annotations added to each (copies; the input is left alone)."""
+    if not annotations:
+        return definitions
+    out = []
+    for obj in definitions:
+        if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
+            obj = {**obj, "metadata": {**obj["metadata"],
+                                       "annotations": {**(obj["metadata"].get("annotations") or {}), **annotations}}}
+        out.append(obj)
+    return out
+
+
 def connect(kubeconfig: str | None, context: str | None) -> Client:
     return Client(Config.load(kubeconfig, context))
 
@@ -596,6 +639,24 @@ ARGUMENT_SPEC = {
             "kind": {"type": "str", "required": True},
         }},
         "namespaces": {"type": "list", "elements": "str"},
+    }},
+    "annotations": {"type": "dict", "default": {}},
+    "version_guards": {"type": "list", "elements": "dict", "default": [], "options": {
+        "variable": {"type": "str", "required": True},
+        "requested": {"type": "str", "required": True},
+        "api_version": {"type": "str", "required": True},
+        "kind": {"type": "str", "required": True},
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str"},
+        "container": {"type": "str"},
+        "annotation": {"type": "str"},
+        "reason": {"type": "str", "required": True},
+        "allow_downgrade": {"type": "bool", "default": False},
+        "downgrade_flag": {"type": "str", "required": True},
+        "downgrade_fix": {"type": "str"},
+        "major_flag": {"type": "str"},
+        "allow_major_upgrade": {"type": "bool", "default": False},
+        "major_procedure": {"type": "str"},
     }},
     "render_dir": {"type": "path"},
     "name": {"type": "str", "default": "bundle"},
@@ -661,6 +722,8 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
             params = {**params, "definitions": list(params["definitions"] or []) + load_definitions(params["src"]), "src": None}
         except KubeError as exc:
             raise Failed(str(exc), changes=[], invocation=invocation) from exc
+    if params["annotations"]:
+        params = {**params, "definitions": annotated(params["definitions"], params["annotations"])}
     if not params["cluster_exists"]:
         return cluster_pending(params, check_mode, invocation)
     bundle = None
@@ -668,6 +731,7 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         bundle = Bundle(connect(params["kubeconfig"], params["context"]), params["definitions"],
                         field_manager=params["field_manager"], force=params["force_conflicts"],
                         check_mode=check_mode, wait=params["wait"], wait_timeout=params["wait_timeout"])
+        check_versions(bundle.client, params["version_guards"])
         bundle.run()
         if params["prune"]:
             bundle.prune(params["prune"]["label_selector"], params["prune"]["kinds"], params["prune"]["namespaces"])

@@ -114,6 +114,80 @@ options:
         description: Namespaces to look in for namespaced kinds; all namespaces when omitted.
         type: list
         elements: str
+  annotations:
+    description:
+      - Annotations added to every object of O(definitions) and O(src), e.g. the C(mlops.platform/version)
+        that a later O(version_guards) entry reads back.
+    type: dict
+    default: {}
+  version_guards:
+    description:
+      - Versions checked against the live objects before anything is read for the apply or written. The call
+        fails, changing nothing, when a requested version is older than the live one (unless
+        O(version_guards[].allow_downgrade)), or is a new major version that needs a data migration first
+        (when O(version_guards[].major_flag) is set, unless O(version_guards[].allow_major_upgrade)). The
+        message names the variable, both versions, the reason and the fix.
+      - "Versions order as numbers (2.10 > 2.9), a leading C(v) and variant suffixes (C(-alpine), C(-full)) do not
+        count, pre-releases (C(rc), C(beta)...) sort before their release; a tag that holds no version is not compared."
+      - An object that does not exist yet, or has no such container or annotation, passes.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      variable:
+        description: The setting that asks for the version, as the message names it.
+        type: str
+        required: true
+      requested:
+        description: The requested version or image reference.
+        type: str
+        required: true
+      api_version:
+        description: The C(apiVersion) of the live object to read.
+        type: str
+        required: true
+      kind:
+        description: Its kind.
+        type: str
+        required: true
+      name:
+        description: Its name.
+        type: str
+        required: true
+      namespace:
+        description: Its namespace (namespaced kinds).
+        type: str
+      container:
+        description: Read the image of this container of the object's pod template (or pod); or use O(version_guards[].annotation).
+        type: str
+      annotation:
+        description: Read the version from this annotation of the object instead of a container image.
+        type: str
+      reason:
+        description: Why an older version is refused (the message says it).
+        type: str
+        required: true
+      allow_downgrade:
+        description: Let an older version through.
+        type: bool
+        default: false
+      downgrade_flag:
+        description: The setting that sets O(version_guards[].allow_downgrade), named in the fix.
+        type: str
+        required: true
+      downgrade_fix:
+        description: The way back to the older version, named in the fix (default, a restore from a backup taken before the upgrade).
+        type: str
+      major_flag:
+        description: When set, a new major version is refused unless O(version_guards[].allow_major_upgrade); the setting named in the fix.
+        type: str
+      allow_major_upgrade:
+        description: Let a new major version through (its migration is done).
+        type: bool
+        default: false
+      major_procedure:
+        description: The migration a new major version needs (the message says it).
+        type: str
   render_dir:
     description:
       - Also write the definitions, exactly as sent, to a numbered YAML file in this directory
@@ -156,6 +230,22 @@ EXAMPLES = r"""
     definitions: "{{ minio_objects }}"
     wait: true
     wait_timeout: 300
+
+- name: Apply a database, refusing an older image or a new major version before any change
+  mlops.platform.k8s_bundle:
+    definitions: "{{ database_objects }}"
+    version_guards:
+      - variable: postgresql_image
+        requested: "{{ postgresql_image }}"
+        api_version: apps/v1
+        kind: StatefulSet
+        namespace: db
+        name: postgresql
+        container: postgresql
+        reason: PostgreSQL data cannot be downgraded in place
+        downgrade_flag: postgresql_allow_downgrade
+        major_flag: postgresql_major_upgrade
+        major_procedure: dump the data with pg_dumpall, then restore it into the new major version
 
 - name: Apply the CRDs of the role's files/crds.yaml (read on the controller)
   mlops.platform.k8s_bundle:

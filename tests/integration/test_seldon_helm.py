@@ -55,7 +55,8 @@ def archives(helm, tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("charts")
     return {"crds": str(package(helm, work, "seldon-core-v2-crds", VERSION)),
             "setup": str(package(helm, work, "seldon-core-v2-setup", VERSION)),
-            "old_setup": str(package(helm, work / "old", "seldon-core-v2-setup", "2.9.0"))}
+            "old_setup": str(package(helm, work / "old", "seldon-core-v2-setup", "2.9.0")),
+            "old_crds": str(package(helm, work / "old", "seldon-core-v2-crds", "2.9.0"))}
 
 
 def namespace_gone(api_client, timeout: float = 90) -> bool:
@@ -154,3 +155,20 @@ def test_an_archive_of_another_version_fails_before_helm_runs(helm, archives, cl
     assert "seldon_chart_archives.setup" in message and f"-{VERSION}.tgz" in message
     ran = {t["task"]["name"].split(" : ")[-1] for play in out["plays"] for t in play["tasks"]}
     assert "Install the Seldon Core v2 CRDs chart" not in ran
+
+
+def test_an_older_chart_version_is_refused_before_helm_runs(helm, archives, cleanup, kubeconfig, api_client, tmp_path):
+    current = {"crds": archives["crds"], "setup": archives["setup"]}
+    run_role(kubeconfig, helm, tmp_path / "1", current)  # installed (a no-op after the first test)
+    installed = {n: r["revision"] for n, r in releases(helm, kubeconfig).items()}
+    out = run_role(kubeconfig, helm, tmp_path / "2", {"crds": archives["old_crds"], "setup": archives["old_setup"]},
+                   expect_failure=True, seldon_version="2.9.0")
+    failed = [t for play in out["plays"] for t in play["tasks"] if t["hosts"]["localhost"].get("failed")]
+    assert [t["task"]["name"].split(" : ")[-1] for t in failed] == [
+        "Refuse a chart version older than the installed one, before any change"]
+    message = " ".join(failed[0]["hosts"]["localhost"]["msg"])
+    for release in ("seldon-core-v2-crds", "seldon-core-v2-setup"):
+        assert f"seldon_version 2.9.0 < live {VERSION} (Helm release {NAMESPACE}/{release})" in message
+    assert "helm rollback" in message and "seldon_allow_downgrade: true" in message
+    assert {n: r["revision"] for n, r in releases(helm, kubeconfig).items()} == installed
+    assert recorded(api_client, "seldon-core-v2-setup")["chart"] == f"seldon-core-v2-setup-{VERSION}"

@@ -1,0 +1,19 @@
+# Copyright: mlops.platform contributors
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Jinja filters of the upgrade guard (plugins/module_utils/versions.py).
+
+- ``version_guard_errors(guards)``: one message per requested version older than the live one
+  (or a major upgrade that needs a migration), each naming the variable, both versions and the fix.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
+from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors
+
+
+class FilterModule:
+    """Upgrade guard filters."""
+
+    def filters(self):
+        return {"version_guard_errors": plain_args(guard_errors)}
