@@ -367,3 +367,144 @@ def test_sealed_secrets_controller_unseals_the_collections_packages(cluster, sea
     rc, out = run(tmp_path, PLAYBOOK, apply_vars)
     assert rc == 0 and recap(out)["changed"] == 0, out[-4000:]
     assert "no key could decrypt" not in controller_log.read_text()
+
+
+# External Secrets Operator -------------------------------------------------------------------
+
+PROD = ROOT / "inventories" / "prod" / "group_vars" / "all"
+REFRESH = 3  # seconds: the test's refresh interval (prod: 1h)
+MOTO_CREDENTIALS = {"access-key-id": "testing", "secret-access-key": "testing"}
+
+
+@pytest.fixture(scope="module")
+def moto_sm():
+    from servers import MotoServer
+
+    with MotoServer() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def external_secrets_operator(cluster, crds, moto_sm, tmp_path_factory):
+    """The real operator as a process: its controllers only (no webhook, no cert controller, which
+    are the `webhook` and `certcontroller` subcommands), AWS Secrets Manager at moto through the
+    endpoint variable its AWS provider reads (pkg/provider/aws/auth/resolver.go)."""
+    kubeconfig, _ = cluster
+    controllers("build", "external-secrets")
+    binary = controllers("path", "external-secrets")
+    workdir = tmp_path_factory.mktemp("external-secrets")
+    log = workdir / "operator.log"
+    metrics = free_port()
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "AWS_SECRETSMANAGER_ENDPOINT": moto_sm, "AWS_STS_ENDPOINT": moto_sm}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(key, None)  # the SecretStore's own credentials must be what it uses
+    with log.open("wb") as handle:
+        proc = subprocess.Popen([binary, f"--metrics-addr=127.0.0.1:{metrics}", "--concurrent=4"],
+                                env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_http(f"http://127.0.0.1:{metrics}/metrics", timeout=120, proc=proc)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield log
+    finally:
+        stop(proc)
+
+
+def prod_external_vars(kubeconfig: str) -> dict:
+    """inventories/prod's secrets and teams, with the test's overrides: the store reaches moto with
+    static credentials from a Secret, a short refresh interval, the MLflow database secret of seed 003
+    and the ghcr secret of seed 000 for ml-team. No value: the values live in the store."""
+    variables = {}
+    for name in ("teams.yml", "secrets.yml"):
+        variables.update(yaml.safe_load((PROD / name).read_text()))
+    assert variables["secrets_mode"] == "external"
+    provider = variables["secrets_external"]["provider"]
+    assert list(provider) == ["aws"] and provider["aws"]["service"] == "SecretsManager"
+    provider["aws"]["auth"] = {"secretRef": {
+        "accessKeyIDSecretRef": {"name": "aws-credentials", "key": "access-key-id"},
+        "secretAccessKeySecretRef": {"name": "aws-credentials", "key": "secret-access-key"}}}
+    variables["secrets_external"]["refresh_interval"] = f"{REFRESH}s"
+    for team in variables["teams"]:
+        if team["name"] == "ml-team":
+            team["secrets"] = [*team["secrets"], "ghcr"]
+    variables["secrets_mlflow_database"] = {
+        "enabled": True, "name": "mlflow-database-secret", "namespace": "mlflow", "username": "mlflow", "password": "",
+        "host": "mlflow-db.example", "port": 5432, "database": "mlflow", "driver": "psycopg2",
+        "scheme": "postgresql+psycopg2", "connection_url": ""}
+    variables["secrets_kubeconfig"] = kubeconfig
+    return variables
+
+
+@pytest.mark.cluster
+def test_external_secrets_operator_fills_the_roles_external_secrets_from_moto(
+        cluster, external_secrets_operator, moto_sm, tmp_path, leak):
+    import boto3
+
+    kubeconfig, kubectl = cluster
+    variables = prod_external_vars(kubeconfig)
+    # What the store holds: the values the role would render in direct mode from these secrets.
+    valued = json.loads(json.dumps(variables))
+    valued["secrets_s3"].update(access_key_id=leak["s3_id"], secret_access_key=leak["s3_key"])
+    valued["secrets_mlflow"].update(tracking_password=leak["mlflow_pw"], flask_server_secret_key=leak["flask"])
+    valued["secrets_registry"].update(username="bot", password=leak["ghcr_pw"])
+    valued["secrets_mlflow_database"]["password"] = leak["db_pw"]
+    valued["secrets_grafana"]["admin_password"] = leak["mlflow_pw"] + "-grafana"
+    expected = expected_secrets(valued)
+    assert {k: set(v["data"]) for k, v in expected.items()} == {
+        ("ml-team", "ml-platform"): TRAINING_KEYS, ("ml-team", "ghcr"): {".dockerconfigjson"},
+        ("data-team", "ml-platform"): TRAINING_KEYS, ("mlflow", "mlflow-database-secret"): DB_KEYS,
+        ("monitoring", "grafana-admin"): {"admin-user", "admin-password"},
+    }
+
+    sm = boto3.client("secretsmanager", endpoint_url=moto_sm, region_name="eu-west-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    prefix = variables["secrets_external"]["key_prefix"]
+    for (namespace, name), want in expected.items():
+        sm.create_secret(Name=f"{prefix}{namespace}-{name}", SecretString=json.dumps(want["data"]))
+    for namespace in sorted({ns for ns, _ in expected}):
+        kubectl("create", "namespace", namespace)
+        kubectl("create", "secret", "generic", "aws-credentials", "-n", namespace,
+                *(f"--from-literal={k}={v}" for k, v in MOTO_CREDENTIALS.items()))
+
+    start = time.monotonic()
+    rc, out = run(tmp_path, PLAYBOOK, variables)
+    converged = time.monotonic()
+    assert rc == 0, out[-4000:]
+    assert_no_leak(out, leak)
+    found = wait_secrets(kubectl, expected, timeout=90)
+    figure("ExternalSecret to Secret (after the converge)", time.monotonic() - converged)
+    figure("converge + sync", time.monotonic() - start)
+    externals = json.loads(kubectl("get", "externalsecrets", "-A", "-o", "json").stdout)["items"]
+    assert sorted((e["metadata"]["namespace"], e["metadata"]["name"]) for e in externals) == sorted(expected)
+    assert_no_leak(json.dumps(externals), leak)  # the ExternalSecrets hold references only
+    uids = {(e["metadata"]["namespace"], e["metadata"]["name"]): e["metadata"]["uid"] for e in externals}
+    for external in externals:
+        ready = {c["type"]: c["status"] for c in external.get("status", {}).get("conditions", [])}
+        assert ready.get("Ready") == "True", (external["metadata"]["name"], external.get("status"))
+    for key, want in expected.items():
+        secret = found[key]
+        assert decoded(secret) == want["data"], f"{key}: keys or values differ"
+        assert secret["type"] == want["type"], key
+        owners = [(o["kind"], o["name"], o["uid"], o.get("controller")) for o in secret["metadata"]["ownerReferences"]]
+        assert owners == [("ExternalSecret", key[1], uids[key], True)], key
+        assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlops.platform", key
+    stores = json.loads(kubectl("get", "secretstores", "-A", "-o", "json").stdout)["items"]
+    assert sorted(s["metadata"]["namespace"] for s in stores) == sorted({ns for ns, _ in expected})
+    for store in stores:
+        ready = {c["type"]: c["status"] for c in store.get("status", {}).get("conditions", [])}
+        assert ready.get("Ready") == "True", store.get("status")
+
+    # A second converge changes nothing.
+    rc, out = run(tmp_path, PLAYBOOK, variables)
+    assert rc == 0 and recap(out)["changed"] == 0, out[-4000:]
+
+    # Rotation: a new value in the store reaches the Secret after the refresh interval.
+    key = ("ml-team", "ml-platform")
+    rotated = dict(expected[key]["data"], AWS_SECRET_ACCESS_KEY=f"rotated{pysecrets.token_hex(10)}")
+    sm.put_secret_value(SecretId=f"{prefix}ml-team-ml-platform", SecretString=json.dumps(rotated))
+    rotated_at = time.monotonic()
+    wait_secrets(kubectl, [key], timeout=REFRESH * 4 + 30, ready=lambda s: decoded(s) == rotated)
+    latency = time.monotonic() - rotated_at
+    figure(f"rotation in the store to Secret (refresh interval {REFRESH} s)", latency)
+    assert latency <= REFRESH * 4 + 30

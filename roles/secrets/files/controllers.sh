@@ -71,7 +71,7 @@ cmd_build() {
     [[ $want == sealed-secrets || -x $ESO_BIN ]] || wrapper_build external-secrets "$ESO_MOD" "$EXTERNAL_SECRETS_VERSION" "$ESO_MOD" "$ESO_BIN" ""
     exec 9>&-
   fi
-  dirname "$SS_BIN"
+  echo "$CACHE_DIR/bin"
 }
 
 cmd_crds() {
