@@ -67,8 +67,8 @@ tools_pid=$!
 "$KAFKA" build >"$LOGS/test-kafka-build.log" 2>&1 &
 kafka_pid=$!
 # And the secret controllers for tests/integration/test_secret_controllers.py, with their CRDs: the
-# Sealed Secrets controller (1.5 min cold) and the External Secrets Operator (11 min cold, every
-# cloud SDK it links; seconds warm, like the others).
+# Sealed Secrets controller (about 6 min cold) and the External Secrets Operator (13-15 min cold on
+# 2 busy cores: it links every provider's SDK); warm, a cache hit.
 { "$CONTROLLERS" build && "$CONTROLLERS" crds; } >"$LOGS/test-secrets-build.log" 2>&1 &
 secrets_pid=$!
 

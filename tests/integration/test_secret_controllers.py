@@ -117,7 +117,7 @@ def controllers(*args: str) -> str:
 @pytest.fixture(scope="module")
 def crds(cluster):
     """Both controllers' CRDs from their modules' own files, established."""
-    _, kubectl = cluster
+    kubectl = cluster[1]
     crd_list = json.loads(pathlib.Path(controllers("crds")).read_text())
     kubectl("apply", "--server-side", "--field-manager=mlops.platform-tests", "-f", "-", stdin=json.dumps(crd_list))
     names = [item["metadata"]["name"] for item in crd_list["items"]]
@@ -239,9 +239,13 @@ def expected_secrets(variables: dict) -> dict[tuple[str, str], dict]:
                 "database": variables["secrets_mlflow_database"],
                 "grafana": variables.get("secrets_grafana", {"enabled": False})}
     specs = secrets_utils.secrets_specs(teams_utils.team_namespaces(variables["teams"]), settings)
-    return {(s["namespace"], s["secret"]["name"]): {"type": s["secret"].get("type", "Opaque"),
-                                                   "data": {k: str(v) for k, v in s["secret"]["data"].items()}}
-            for s in specs}
+    return {
+        (s["namespace"], s["secret"]["name"]): {
+            "type": s["secret"].get("type", "Opaque"),
+            "data": {k: str(v) for k, v in s["secret"]["data"].items()},
+        }
+        for s in specs
+    }
 
 
 def run(tmp_path: pathlib.Path, playbook: str, extra: dict, *args: str, inventory: str = "localhost,"):
@@ -293,15 +297,15 @@ def wait_secrets(kubectl, wanted, timeout: float, ready=lambda s: True) -> dict[
 
 @pytest.fixture(scope="module")
 def team_namespaces(cluster):
-    _, kubectl = cluster
+    kubectl = cluster[1]
     for name in (SERVING, TRAINING, MLFLOW_NS):
         kubectl("create", "namespace", name)
     return SERVING, TRAINING, MLFLOW_NS
 
 
 @pytest.mark.cluster
-def test_sealed_secrets_controller_unseals_the_collections_packages(cluster, sealed_secrets_controller,
-                                                                      team_namespaces, tmp_path, leak):
+def test_sealed_secrets_controller_unseals_the_collections_packages(
+        cluster, sealed_secrets_controller, team_namespaces, tmp_path, leak):
     kubeconfig, kubectl = cluster
     cert, controller_log = sealed_secrets_controller
     signing = ed25519.Ed25519PrivateKey.generate()
@@ -389,7 +393,7 @@ def external_secrets_operator(cluster, crds, moto_sm, tmp_path_factory):
     """The real operator as a process: its controllers only (no webhook, no cert controller, which
     are the `webhook` and `certcontroller` subcommands), AWS Secrets Manager at moto through the
     endpoint variable its AWS provider reads (pkg/provider/aws/auth/resolver.go)."""
-    kubeconfig, _ = cluster
+    kubeconfig = cluster[0]
     controllers("build", "external-secrets")
     binary = controllers("path", "external-secrets")
     workdir = tmp_path_factory.mktemp("external-secrets")
@@ -462,7 +466,7 @@ def test_external_secrets_operator_fills_the_roles_external_secrets_from_moto(
     prefix = variables["secrets_external"]["key_prefix"]
     for (namespace, name), want in expected.items():
         sm.create_secret(Name=f"{prefix}{namespace}-{name}", SecretString=json.dumps(want["data"]))
-    for namespace in sorted({ns for ns, _ in expected}):
+    for namespace in sorted({key[0] for key in expected}):
         kubectl("create", "namespace", namespace)
         kubectl("create", "secret", "generic", "aws-credentials", "-n", namespace,
                 *(f"--from-literal={k}={v}" for k, v in MOTO_CREDENTIALS.items()))
@@ -490,7 +494,7 @@ def test_external_secrets_operator_fills_the_roles_external_secrets_from_moto(
         assert owners == [("ExternalSecret", key[1], uids[key], True)], key
         assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "mlops.platform", key
     stores = json.loads(kubectl("get", "secretstores", "-A", "-o", "json").stdout)["items"]
-    assert sorted(s["metadata"]["namespace"] for s in stores) == sorted({ns for ns, _ in expected})
+    assert sorted(s["metadata"]["namespace"] for s in stores) == sorted({key[0] for key in expected})
     for store in stores:
         ready = {c["type"]: c["status"] for c in store.get("status", {}).get("conditions", [])}
         assert ready.get("Ready") == "True", store.get("status")
