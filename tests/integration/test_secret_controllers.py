@@ -92,7 +92,7 @@ def cluster(tmp_path_factory):
     try:
         up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False, timeout=900)
         if up.returncode != 0:  # e.g. a port another cluster took meanwhile: once more from scratch
-            subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
+            subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False, timeout=300)
             up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False, timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         binary = kubectl_path()
@@ -105,7 +105,8 @@ def cluster(tmp_path_factory):
 
         yield kubeconfig, kubectl
     finally:
-        subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
+        down = subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, text=True, check=False, timeout=300)
+        print(f"\n[cluster {NAME}] down: rc={down.returncode} {down.stdout.strip()} {down.stderr.strip()[-500:]}")
 
 
 def controllers(*args: str) -> str:
