@@ -5,20 +5,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 export PATH="$PWD/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$PWD/.collections" ANSIBLE_CONFIG="$PWD/ansible.cfg"
-CLUSTER=roles/cluster/files/offline-cluster.sh
 LOGS="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}/logs"
 mkdir -p "$LOGS"
-passed=0; failed=0; failures=(); cluster_pid=""; tools_pid=""; kafka_pid=""; secrets_pid=""
-UPSTREAM=roles/monitoring/files/upstream.sh
-KAFKA=roles/kafka/files/broker.sh
-CONTROLLERS=roles/secrets/files/controllers.sh
+passed=0; failed=0; failures=()
+declare -A pids=()
 
 cleanup() {
-  [[ -n $cluster_pid ]] && kill "$cluster_pid" 2>/dev/null
-  [[ -n $tools_pid ]] && kill "$tools_pid" 2>/dev/null
-  [[ -n $kafka_pid ]] && kill "$kafka_pid" 2>/dev/null
-  [[ -n $secrets_pid ]] && kill "$secrets_pid" 2>/dev/null
-  if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then "$CLUSTER" down >/dev/null 2>&1 || true; fi
+  local name
+  for name in "${!pids[@]}"; do kill "${pids[$name]}" 2>/dev/null; done
+  if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then roles/cluster/files/offline-cluster.sh down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -32,55 +27,43 @@ step() {
   fi
 }
 
-wait_cluster() {
-  wait "$cluster_pid"; local rc=$?; cluster_pid=""
-  cat "$LOGS/test-cluster-up.log"
-  return $rc
+# background NAME CMD...: start CMD now, its output in $LOGS/test-NAME.log; `step NAME wait_for NAME` collects it.
+background() {
+  local name=$1; shift
+  "$@" >"$LOGS/test-$name.log" 2>&1 &
+  pids[$name]=$!
 }
 
-wait_tools() {
-  wait "$tools_pid"; local rc=$?; tools_pid=""
-  cat "$LOGS/test-tools-build.log"
-  return $rc
-}
-
-wait_kafka() {
-  wait "$kafka_pid"; local rc=$?; kafka_pid=""
-  cat "$LOGS/test-kafka-build.log"
-  return $rc
-}
-
-wait_secrets() {
-  wait "$secrets_pid"; local rc=$?; secrets_pid=""
-  cat "$LOGS/test-secrets-build.log"
+wait_for() {
+  wait "${pids[$1]}"; local rc=$?
+  unset "pids[$1]"
+  cat "$LOGS/test-$1.log"
   return $rc
 }
 
 total=$SECONDS
-# The cluster comes up in the background (a cold build takes many minutes) while the
-# static checks run, and so do promtool and prometheus (built from the Go module proxy).
-"$CLUSTER" up >"$LOGS/test-cluster-up.log" 2>&1 &
-cluster_pid=$!
-"$UPSTREAM" build >"$LOGS/test-tools-build.log" 2>&1 &
-tools_pid=$!
-# And the Kafka broker's jars (Maven, 5-11 s cold) for tests/integration/test_kafka_real.py.
-"$KAFKA" build >"$LOGS/test-kafka-build.log" 2>&1 &
-kafka_pid=$!
-# And the secret controllers for tests/integration/test_secret_controllers.py, with their CRDs: the
-# Sealed Secrets controller (about 6 min cold) and the External Secrets Operator (13-15 min cold on
-# 2 busy cores: it links every provider's SDK); warm, a cache hit.
-{ "$CONTROLLERS" build && "$CONTROLLERS" crds; } >"$LOGS/test-secrets-build.log" 2>&1 &
-secrets_pid=$!
+# Everything the tests need that takes long on a cold machine starts in the background while the
+# static checks run; warm, each is a cache hit in seconds:
+# - the offline cluster (etcd, Kubernetes and KWOK built from the Go module proxy, then started);
+# - promtool, prometheus and the Prometheus Operator (roles/monitoring);
+# - the Kafka broker's jars (Maven, 5-11 s cold) for tests/integration/test_kafka_real.py;
+# - the secret controllers and their CRDs for tests/integration/test_secret_controllers.py: the Sealed
+#   Secrets controller (about 6 min cold) and the External Secrets Operator (13-15 min cold on 2 busy
+#   cores: it links every provider's SDK).
+background cluster-up roles/cluster/files/offline-cluster.sh up
+background tools-build roles/monitoring/files/upstream.sh build
+background kafka-build roles/kafka/files/broker.sh build
+background secrets-build bash -c 'roles/secrets/files/controllers.sh build && roles/secrets/files/controllers.sh crds'
 
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
 step ruff ruff check .
 step sanity scripts/sanity.sh
 step units python -m pytest -q tests/unit
-step tools-build wait_tools
-step kafka-build wait_kafka
-step secrets-build wait_secrets
-step cluster-up wait_cluster
+step tools-build wait_for tools-build
+step kafka-build wait_for kafka-build
+step secrets-build wait_for secrets-build
+step cluster-up wait_for cluster-up
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
   failed=$((failed + 2)); failures+=(integration molecule)
   echo "=== integration, molecule: not run, the cluster did not come up"
