@@ -11,11 +11,13 @@ mkdir -p "$LOGS"
 passed=0; failed=0; failures=(); cluster_pid=""; tools_pid=""; kafka_pid=""
 UPSTREAM=roles/monitoring/files/upstream.sh
 KAFKA=roles/kafka/files/broker.sh
+ARGOCD=roles/gitops/files/argocd.sh
 
 cleanup() {
   [[ -n $cluster_pid ]] && kill "$cluster_pid" 2>/dev/null
   [[ -n $tools_pid ]] && kill "$tools_pid" 2>/dev/null
   [[ -n $kafka_pid ]] && kill "$kafka_pid" 2>/dev/null
+  [[ -n ${argocd_pid:-} ]] && kill "$argocd_pid" 2>/dev/null
   if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then "$CLUSTER" down >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -58,6 +60,9 @@ tools_pid=$!
 # And the Kafka broker's jars (Maven, 5-11 s cold) for tests/integration/test_kafka_real.py.
 "$KAFKA" build >"$LOGS/test-kafka-build.log" 2>&1 &
 kafka_pid=$!
+# And Argo CD (39 s warm, see the README's GitOps section) for tests/integration/test_gitops_argocd.py.
+"$ARGOCD" build >"$LOGS/test-argocd-build.log" 2>&1 &
+argocd_pid=$!
 
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
@@ -66,6 +71,7 @@ step sanity scripts/sanity.sh
 step units python -m pytest -q tests/unit
 step tools-build wait_tools
 step kafka-build wait_kafka
+step argocd-build wait "$argocd_pid"
 step cluster-up wait_cluster
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
   failed=$((failed + 2)); failures+=(integration molecule)
