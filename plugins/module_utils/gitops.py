@@ -65,8 +65,12 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         errors.append(f"gitops_engine: {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "none":
         return errors
-    if not values.get("gitops_repo_url"):
+    url = values.get("gitops_repo_url") or ""
+    if not url:
         errors.append("gitops_repo_url: empty; set the URL Argo CD or Flux clones (file:///path/to/bare.git works offline)")
+    elif engine == "flux" and not re.match(r"^(http|https|ssh)://", url):
+        errors.append(f"gitops_repo_url: {url!r}: Flux's GitRepository accepts http://, https:// or ssh:// URLs only; "
+                      "serve the bare repository over HTTP or SSH")
     for name in ("gitops_argocd_namespace", "gitops_flux_namespace", "gitops_project"):
         value = values.get(name)
         if value is not None and not DNS_LABEL.match(str(value)):
@@ -234,6 +238,9 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
         names["kustomization.yaml"] = dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                                             "resources": sorted(names)})
         files.update({f"{prefix}/{n}": c for n, c in names.items()})
+        if params["engine"] == "argocd":
+            # Not in the tree (it points at it): the root of the app-of-apps, applied by the role.
+            delivery = [*delivery, argocd_root(params)]
     facts = {"components": {c: {"wave": waves[c], "objects": len(rendered[c])} for c in sorted(rendered)},
              "ignored": sorted(set(ignored)), "delivery": delivery}
     return files, facts

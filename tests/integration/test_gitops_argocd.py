@@ -63,14 +63,31 @@ def gitops(tmp_path_factory):
         subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=True)
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", crds))
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", flux_crds))
-        ok(kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"))
+        for _ in range(60):  # a CRD has no status.conditions for a moment after its creation
+            if kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s").returncode == 0:
+                break
+            time.sleep(0.5)
+        # The controller runs outside the cluster: Argo CD's in-cluster destination would need a pod's
+        # service account, so the cluster is registered by its URL and credentials (a cluster Secret).
+        config = yaml.safe_load(ok(kubectl(kubeconfig, "config", "view", "--raw", "--flatten", "--minify")))
+        cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+        server = cluster["server"]
+        tls = {"certData": user["client-certificate-data"], "keyData": user["client-key-data"]}
+        if "certificate-authority-data" in cluster:
+            tls["caData"] = cluster["certificate-authority-data"]
+        else:
+            tls["insecure"] = bool(cluster.get("insecure-skip-tls-verify"))
         settings = [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "argocd"}},
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}},
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cm", "namespace": "argocd",
                                                                    "labels": {"app.kubernetes.io/part-of": "argocd"}},
              # An Application's health (for the app-of-apps' waves) and no status from the fake nodes' resources.
-             "data": {"resource.customizations.health.argoproj.io_Application": HEALTH_LUA, "timeout.reconciliation": "10s"}},
+             "data": {"resource.customizations.health.argoproj.io_Application": HEALTH_LUA, "timeout.reconciliation": "10s",
+                      "cluster.inClusterEnabled": "false"}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cluster-offline", "namespace": "argocd", "labels": {
+                "app.kubernetes.io/part-of": "argocd", "argocd.argoproj.io/secret-type": "cluster"}},
+             "stringData": {"name": "offline", "server": server, "config": json.dumps({"tlsClientConfig": tls})}},
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-secret", "namespace": "argocd",
                                                                 "labels": {"app.kubernetes.io/part-of": "argocd"}}},
         ]
@@ -79,7 +96,11 @@ def gitops(tmp_path_factory):
         redis_port, repo_port = free_port(), free_port()
         logs = work / "logs"
         logs.mkdir()
-        proc_env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(work)}
+        for name in ("gpg", "ssh", "tls", "gnupg"):
+            (work / name).mkdir()
+        proc_env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(work), "ARGOCD_GPG_ENABLED": "false",
+                    "ARGOCD_GPG_DATA_PATH": str(work / "gpg"), "ARGOCD_GNUPGHOME": str(work / "gnupg"),
+                    "ARGOCD_SSH_DATA_PATH": str(work / "ssh"), "ARGOCD_TLS_DATA_PATH": str(work / "tls")}
 
         def start(name: str, *argv: str) -> None:
             with open(logs / f"{name}.log", "w", encoding="utf-8") as log:
@@ -93,7 +114,7 @@ def gitops(tmp_path_factory):
               "--namespace", "argocd", "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
               "--redis", f"127.0.0.1:{redis_port}", "--metrics-port", str(free_port()), "--app-resync", "20",
               "--self-heal-timeout-seconds", "1", "--loglevel", "warn")
-        yield {"kubeconfig": kubeconfig, "work": work, "logs": logs}
+        yield {"kubeconfig": kubeconfig, "work": work, "logs": logs, "server": server}
     finally:
         for proc in procs:
             proc.terminate()
@@ -109,7 +130,8 @@ def converge(gitops: dict, *extra: str):
     repo = gitops["work"] / "platform.git"
     return run_playbook("playbooks/gitops.yml", "-i", "inventories/local", "-e", "gitops_engine=argocd",
                         "-e", f"gitops_repo_dir={repo} gitops_kubeconfig={gitops['kubeconfig']}",
-                        "-e", f"team_isolation_kubeconfig={gitops['kubeconfig']}", *extra)
+                        "-e", f"team_isolation_kubeconfig={gitops['kubeconfig']} gitops_destination_server={gitops['server']}",
+                        *extra)
 
 
 def applications(kubeconfig: str) -> dict[str, dict]:
@@ -154,7 +176,7 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
     first = converge(gitops)
     assert first.returncode == 0, first.stdout[-4000:]
     assert recap(first.stdout)["changed"] >= 1
-    apps = wait_synced(gitops, {"mlops-team-isolation"})
+    apps = wait_synced(gitops, {"mlops-team-isolation", "mlops-root"})
     synced_after = time.monotonic() - start
     app = apps["mlops-team-isolation"]
     assert app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0"
@@ -211,11 +233,15 @@ def test_every_rendered_delivery_object_passes_server_side_dry_run(gitops, tmp_p
     from ansible_collections.mlops.platform.plugins.module_utils.gitops import build_tree  # noqa: PLC0415
     for engine in ("argocd", "flux"):
         files, facts = build_tree({
-            "render_dir": str(render), "engine": engine, "components": {}, "repo_url": "file:///srv/platform.git",
-            "branch": "main", "teams": [{"name": "financial-ml"}], "project": "mlops-platform", "prefix": "mlops-",
+            "render_dir": str(render), "engine": engine, "components": {},
+            # Flux's GitRepository accepts http, https and ssh URLs only (its CRD says so; file:// is refused).
+            "repo_url": "file:///srv/platform.git" if engine == "argocd" else "https://git.example/platform.git",
+            "branch": "main", "teams": [{"name": "financial-ml"}], "project": "dryrun-platform", "prefix": "dryrun-",
             "argocd_namespace": "argocd", "flux_namespace": "flux-system",
             "destination_server": "https://kubernetes.default.svc", "automated": True, "prune": True, "self_heal": True})
         kinds = sorted({o["kind"] for o in facts["delivery"]})
         assert kinds == (["AppProject", "Application"] if engine == "argocd" else ["GitRepository", "Kustomization"])
+        if engine == "flux":
+            assert not [o for o in facts["delivery"] if o["kind"] == "Kustomization" and "dependsOn" in o["spec"]]
         listing = json.dumps({"apiVersion": "v1", "kind": "List", "items": facts["delivery"]})
         ok(kubectl(kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", "-", stdin=listing))
