@@ -65,7 +65,8 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         errors.append(f"gitops_engine: {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == "none":
         return errors
-    url = values.get("gitops_repo_url") or ""
+    # Absent: the role's default (file:// of gitops_repo_dir) applies.
+    url = values.get("gitops_repo_url", "file://")
     if not url:
         errors.append("gitops_repo_url: empty; set the URL Argo CD or Flux clones (file:///path/to/bare.git works offline)")
     elif engine == "flux" and not re.match(r"^(http|https|ssh)://", url):

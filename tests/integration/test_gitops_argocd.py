@@ -129,8 +129,9 @@ def gitops(tmp_path_factory):
 def converge(gitops: dict, *extra: str):
     repo = gitops["work"] / "platform.git"
     return run_playbook("playbooks/gitops.yml", "-i", "inventories/local", "-e", "gitops_engine=argocd",
-                        "-e", f"gitops_repo_dir={repo} gitops_kubeconfig={gitops['kubeconfig']}",
-                        "-e", f"team_isolation_kubeconfig={gitops['kubeconfig']} gitops_destination_server={gitops['server']}",
+                        "-e", f"cluster_provider=kwok cluster_name={NAME} cluster_kubeconfig={gitops['kubeconfig']}",
+                        "-e", f"gitops_repo_dir={repo}",
+                        "-e", f"gitops_destination_server={gitops['server']}",
                         *extra)
 
 
