@@ -20,6 +20,7 @@ import time
 
 import pytest
 import yaml
+from ansible_collections.mlops.platform.plugins.module_utils.gitops import build_tree
 from ansible_run import recap, run_playbook, run_role
 from servers import free_port
 
@@ -177,7 +178,8 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
     first = converge(gitops)
     assert first.returncode == 0, first.stdout[-4000:]
     assert recap(first.stdout)["changed"] >= 1
-    apps = wait_synced(gitops, {"mlops-team-isolation", "mlops-root"})
+    assert "Wait until every Application is Synced and Healthy" in first.stdout
+    apps = wait_synced(gitops, {"mlops-team-isolation", "mlops-root"}, timeout=5)
     synced_after = time.monotonic() - start
     app = apps["mlops-team-isolation"]
     assert app["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0"
@@ -194,7 +196,9 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
     head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
 
     # A second converge: no commit, no change.
+    print(f"phase first converge {time.monotonic() - start:.1f}")
     second = converge(gitops)
+    print(f"phase second converge {time.monotonic() - start:.1f}")
     assert second.returncode == 0, second.stdout[-4000:]
     assert recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
     refs = subprocess.run(["git", "--git-dir", str(gitops["work"] / "platform.git"), "rev-parse", "main"],
@@ -208,6 +212,7 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
         assert time.monotonic() < deadline, "selfHeal did not restore networkpolicy financial-ml/mlops-default-deny"
         time.sleep(1)
     wait_synced(gitops, {"mlops-team-isolation"})
+    print(f"phase selfheal {time.monotonic() - start:.1f}")
 
     # The push path on the same cluster: the role finds nothing to change (same objects, same content).
     pushed = run_role("mlops.platform.team_isolation", tmp_path, {
@@ -220,6 +225,28 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
     assert not differs, differs
     print(f"argocd: Synced+Healthy {synced_after:.1f} s after the converge started")
 
+    # Remove a team from the inventory: the commit drops its files, Argo CD prunes its namespace and
+    # the root Application its AppProject.
+    teams = yaml.safe_load((ROOT / "inventories/local/group_vars/all/teams.yml").read_text())["teams"]
+    kept = tmp_path / "teams.json"
+    kept.write_text(json.dumps({"teams": teams[:1]}))
+    removed = teams[1]["name"]
+    print(f"phase push {time.monotonic() - start:.1f}")
+    third = converge(gitops, "-e", f"@{kept}")
+    print(f"phase prune converge {time.monotonic() - start:.1f}")
+    assert third.returncode == 0, third.stdout[-4000:]
+    deadline = time.monotonic() + 90
+    while True:
+        namespace = kubectl(kubeconfig, "get", "namespace", removed, "-o", "json")
+        project = kubectl(kubeconfig, "get", "appprojects.argoproj.io", "-n", "argocd", f"team-{removed}")
+        gone = namespace.returncode != 0 or json.loads(namespace.stdout)["status"].get("phase") == "Terminating"
+        if gone and project.returncode != 0:
+            break
+        assert time.monotonic() < deadline, f"not pruned: namespace {removed} {namespace.stdout[:200]}, project {project.stdout}"
+        time.sleep(1)
+    assert kubectl(kubeconfig, "get", "namespace", teams[0]["name"]).returncode == 0
+    print(f"phase pruned {time.monotonic() - start:.1f}")
+
 
 def test_every_rendered_delivery_object_passes_server_side_dry_run(gitops, tmp_path):
     kubeconfig = gitops["kubeconfig"]
@@ -229,11 +256,8 @@ def test_every_rendered_delivery_object_passes_server_side_dry_run(gitops, tmp_p
         "team_isolation_kubeconfig": kubeconfig, "mlops_render_only": True, "mlops_render_dir": str(render),
         "team_isolation_teams": yaml.safe_load((ROOT / "inventories/local/group_vars/all/teams.yml").read_text())["teams"]})
     assert rendered.returncode == 0, rendered.stdout[-4000:]
-    import sys
-    sys.path.insert(0, str(ROOT / ".collections"))
-    from ansible_collections.mlops.platform.plugins.module_utils.gitops import build_tree  # noqa: PLC0415
     for engine in ("argocd", "flux"):
-        files, facts = build_tree({
+        _, facts = build_tree({
             "render_dir": str(render), "engine": engine, "components": {},
             # Flux's GitRepository accepts http, https and ssh URLs only (its CRD says so; file:// is refused).
             "repo_url": "file:///srv/platform.git" if engine == "argocd" else "https://git.example/platform.git",

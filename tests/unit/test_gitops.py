@@ -42,7 +42,7 @@ def test_render_only_needs_render_dir_and_checks_definitions(tmp_path):
     base = {k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}
     with pytest.raises(Failed, match="render_only needs render_dir"):
         bd.apply_bundle({**base, "definitions": [NS], "render_only": True}, False, False)
-    with pytest.raises(Failed, match="metadata.name is missing"):
+    with pytest.raises(Failed, match=r"metadata\.name is missing"):
         bd.apply_bundle({**base, "definitions": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}],
                          "render_only": True, "render_dir": str(tmp_path)}, False, False)
     assert not list(tmp_path.iterdir())
@@ -114,5 +114,5 @@ def test_commit_only_when_the_tree_differs(tmp_path):
 def test_variable_errors(values, expected):
     errors = gitops.variable_errors(values)
     assert len(errors) == len(expected)
-    for error, text in zip(errors, expected):
+    for error, text in zip(errors, expected, strict=True):
         assert text in error
