@@ -242,8 +242,13 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
         if params["engine"] == "argocd":
             # Not in the tree (it points at it): the root of the app-of-apps, applied by the role.
             delivery = [*delivery, argocd_root(params)]
+    # A hard-refresh request per Application (only the annotation, applied under a field manager of its own).
+    refresh = [{"apiVersion": o["apiVersion"], "kind": o["kind"],
+                "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
+                             "annotations": {"argocd.argoproj.io/refresh": "hard"}}}
+               for o in delivery if o["kind"] == "Application"]
     facts = {"components": {c: {"wave": waves[c], "objects": len(rendered[c])} for c in sorted(rendered)},
-             "ignored": sorted(set(ignored)), "delivery": delivery}
+             "ignored": sorted(set(ignored)), "delivery": delivery, "refresh": refresh}
     return files, facts
 
 

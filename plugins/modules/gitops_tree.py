@@ -54,6 +54,7 @@ files_changed: {description: Paths that the commit changes., returned: always, t
 components: {description: "Component -> {wave, objects}.", returned: always, type: dict}
 ignored: {description: Rendered bundle names that map to no component., returned: always, type: list, elements: str}
 delivery: {description: The Argo CD or Flux objects (also in the tree)., returned: always, type: list, elements: dict}
+refresh: {description: "A hard-refresh request (annotation only) per Argo CD Application.", returned: always, type: list, elements: dict}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -61,7 +61,8 @@ def gitops(tmp_path_factory):
         bindir = pathlib.Path(subprocess.run([str(ARGOCD), "build"], capture_output=True, text=True, check=True).stdout.strip())
         crds = subprocess.run([str(ARGOCD), "crds"], capture_output=True, text=True, check=True).stdout.strip()
         flux_crds = subprocess.run([str(ARGOCD), "flux-crds"], capture_output=True, text=True, check=True).stdout.strip()
-        subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=True)
+        up = subprocess.run([str(CLUSTER), "up"], env=env, capture_output=True, text=True, check=False)
+        assert up.returncode == 0, f"offline cluster {NAME} did not come up: {up.stderr[-2000:]}"
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", crds))
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", flux_crds))
         for _ in range(60):  # a CRD has no status.conditions for a moment after its creation
