@@ -220,6 +220,7 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
         "team_isolation_kubeconfig": kubeconfig,
         "team_isolation_teams": yaml.safe_load((ROOT / "inventories/local/group_vars/all/teams.yml").read_text())["teams"]})
     assert pushed.returncode == 0, pushed.stdout[-4000:]
+    # It reports a change: the field ownership moves from Argo CD's manager to the collection's.
     after_push = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): spec_of(o) for o in team_objects(kubeconfig)}
     assert after_push.keys() == synced.keys()
     differs = [k for k in synced if {**synced[k], "annotations": {}} != {**after_push[k], "annotations": {}}]
