@@ -42,15 +42,6 @@ DEFAULT_COMPONENTS = {
 LABELS = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform",
           "app.kubernetes.io/component": "gitops"}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-ARGOCD_HEALTH_APPLICATION = """hs = {}
-hs.status = "Progressing"
-hs.message = ""
-if obj.status ~= nil and obj.status.health ~= nil then
-  hs.status = obj.status.health.status
-  if obj.status.health.message ~= nil then hs.message = obj.status.health.message end
-end
-return hs
-"""
 
 
 class GitOpsError(Exception):
