@@ -654,7 +654,7 @@ def cluster_pending(params: dict, check_mode: bool, invocation: dict) -> dict:
             "counts": {"created": len(results), "updated": 0, "unchanged": 0, "deleted": 0}, "invocation": invocation}
 
 
-def render_only(params: dict, check_mode: bool, invocation: dict) -> dict:
+def render_only(params: dict, invocation: dict) -> dict:
     """GitOps render mode: the definitions checked (no API) and written to render_dir exactly as an
     apply would send them (large ones with their digest annotation); nothing reaches a cluster."""
     if not params["render_dir"]:
@@ -662,7 +662,8 @@ def render_only(params: dict, check_mode: bool, invocation: dict) -> dict:
                      invocation=invocation)
     try:
         objects = [with_digest(o) for o in check_definitions(params["definitions"])]
-        path = None if check_mode else record(params["render_dir"], params["name"], objects)
+        # Also in check mode: the render directory is the caller's scratch space, not the target.
+        path = record(params["render_dir"], params["name"], objects)
     except (BundleError, KubeError) as exc:
         raise Failed(str(exc), changes=[], invocation=invocation) from exc
     results = [{"object": key(o), "kind": o["kind"], "name": o["metadata"]["name"], "namespace": o["metadata"].get("namespace"),
@@ -680,7 +681,7 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         except KubeError as exc:
             raise Failed(str(exc), changes=[], invocation=invocation) from exc
     if params["render_only"]:
-        return render_only(params, check_mode, invocation)
+        return render_only(params, invocation)
     if not params["cluster_exists"]:
         return cluster_pending(params, check_mode, invocation)
     bundle = None

@@ -13,7 +13,8 @@ description:
     waits up to O(wait_timeout) seconds until every one is Synced and Healthy (Argo CD), Ready (Flux), and,
     for Argo CD, has synced O(revision) when given. On timeout it fails naming each one not there and its state.
 version_added: "1.0.0"
-author: mlops.platform contributors
+author:
+  - mlops.platform maintainers (@mlops-platform)
 options:
   engine: {description: The engine., type: str, choices: [argocd, flux], default: argocd}
   namespace: {description: Where the Applications or Kustomizations are., type: str, required: true}
@@ -79,8 +80,8 @@ def main():
         while True:
             found = {n: state(params["engine"], client.get(*api, n, params["namespace"]), params["revision"])
                      for n in params["names"]}
-            states = {n: text for n, (_, text) in found.items()}
-            waiting = sorted(n for n, (done, _) in found.items() if not done)
+            states = {n: result[1] for n, result in found.items()}
+            waiting = sorted(n for n, result in found.items() if not result[0])
             if not waiting:
                 module.exit_json(changed=False, states=states)
             if time.monotonic() >= deadline:

@@ -17,7 +17,8 @@ description:
     team, one Application per component with its sync wave); with O(engine=flux) C(flux/) (a GitRepository and a
     Kustomization per component with C(dependsOn)). The objects are also returned as RV(delivery).
 version_added: "1.0.0"
-author: mlops.platform contributors
+author:
+  - mlops.platform maintainers (@mlops-platform)
 options:
   render_dir: {description: The directory the roles rendered into., type: path, required: true}
   repo: {description: Path of the bare Git repository (created when missing)., type: path, required: true}
@@ -34,9 +35,9 @@ options:
   automated: {description: Automated sync., type: bool, default: true}
   prune: {description: Prune what the tree no longer holds., type: bool, default: true}
   self_heal: {description: Undo changes made on the cluster by hand., type: bool, default: true}
-  message: {description: The commit message., type: str, default: mlops.platform render}
+  commit_message: {description: The commit message., type: str, default: mlops.platform render}
 attributes:
-  check_mode: {support: full, description: Reports whether a commit would be made; writes nothing.}
+  check_mode: {support: full, description: Reports whether a commit would be made and which files change; writes nothing.}
   diff_mode: {support: none, description: Not supported.}
 """
 
@@ -69,7 +70,7 @@ ARGUMENT_SPEC = dict(
     argocd_namespace=dict(type="str", default="argocd"), flux_namespace=dict(type="str", default="flux-system"),
     destination_server=dict(type="str", default="https://kubernetes.default.svc"),
     automated=dict(type="bool", default=True), prune=dict(type="bool", default=True),
-    self_heal=dict(type="bool", default=True), message=dict(type="str", default="mlops.platform render"),
+    self_heal=dict(type="bool", default=True), commit_message=dict(type="str", default="mlops.platform render"),
 )
 
 
@@ -78,7 +79,7 @@ def main():
     params = module.params
     try:
         files, facts = build_tree(params)
-        result = commit_tree(files, params["repo"], params["branch"], params["message"], module.check_mode)
+        result = commit_tree(files, params["repo"], params["branch"], params["commit_message"], module.check_mode)
     except GitOpsError as exc:
         module.fail_json(msg=str(exc), changed=False)
     module.exit_json(**result, **facts)

@@ -123,7 +123,8 @@ options:
     description:
       - GitOps render mode; write the definitions to O(render_dir) exactly as they would be sent and send
         nothing (no cluster is contacted, the task reports no change). O(prune) and O(wait) are not done.
-      - When the task does not set it, the variable C(mlops_render_only) decides (the gitops role sets it),
+        The file is written in check mode too (the render directory is the caller's scratch space).
+      - When the task does not set it, the variable C(mlops_render_only) decides (playbooks/gitops.yml sets it),
         so every role renders with its own apply task; one source of truth for every object.
     type: bool
     default: false

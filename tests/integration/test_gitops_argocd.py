@@ -61,7 +61,7 @@ def gitops(tmp_path_factory):
         assert up.returncode == 0, f"offline cluster {NAME} did not come up: {up.stderr[-2000:]}"
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", crds))
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", flux_crds))
-        for _ in range(60):  # a CRD has no status.conditions for a moment after its creation
+        for _attempt in range(60):  # a CRD has no status.conditions for a moment after its creation
             if kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s").returncode == 0:
                 break
             time.sleep(0.5)
@@ -88,8 +88,8 @@ def gitops(tmp_path_factory):
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-secret", "namespace": "argocd",
                                                                 "labels": {"app.kubernetes.io/part-of": "argocd"}}},
         ]
-        ok(kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                                          "items": settings})))
+        listing = json.dumps({"apiVersion": "v1", "kind": "List", "items": settings})
+        ok(kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=listing))
         redis_port, repo_port = free_port(), free_port()
         logs = work / "logs"
         logs.mkdir()
@@ -109,7 +109,10 @@ def gitops(tmp_path_factory):
               "--redis", f"127.0.0.1:{redis_port}", "--loglevel", "warn")
         start("application-controller", str(bindir / "argocd-application-controller"), "--kubeconfig", kubeconfig,
               "--namespace", "argocd", "--repo-server", f"127.0.0.1:{repo_port}", "--repo-server-plaintext",
-              "--redis", f"127.0.0.1:{redis_port}", "--metrics-port", str(free_port()), "--app-resync", "20",
+              "--redis", f"127.0.0.1:{redis_port}", "--metrics-port", str(free_port()),
+              # The root Application's health follows its children's at its next resync (default 120 s plus up
+              # to 60 s of jitter); 10 s without jitter keeps the test short.
+              "--app-resync", "10", "--app-resync-jitter", "0",
               "--self-heal-timeout-seconds", "1", "--loglevel", "warn")
         yield {"kubeconfig": kubeconfig, "work": work, "logs": logs, "server": server}
     finally:
@@ -205,6 +208,10 @@ def test_argocd_syncs_the_rendered_platform_and_heals_it(gitops, tmp_path):
                           capture_output=True, text=True, check=True).stdout
     assert refs == head
 
+    # Check mode: renders, finds the same tree and the same objects, writes nothing.
+    checked = converge(gitops, "--check")
+    assert checked.returncode == 0 and recap(checked.stdout)["changed"] == 0, checked.stdout[-4000:]
+
     # selfHeal: a NetworkPolicy deleted by hand comes back.
     ok(kubectl(kubeconfig, "delete", "networkpolicy", "mlops-default-deny", "-n", "financial-ml"))
     deadline = time.monotonic() + 90
@@ -258,13 +265,13 @@ def test_every_rendered_delivery_object_passes_server_side_dry_run(gitops, tmp_p
         "team_isolation_teams": yaml.safe_load((ROOT / "inventories/local/group_vars/all/teams.yml").read_text())["teams"]})
     assert rendered.returncode == 0, rendered.stdout[-4000:]
     for engine in ("argocd", "flux"):
-        _, facts = build_tree({
+        facts = build_tree({
             "render_dir": str(render), "engine": engine, "components": {},
             # Flux's GitRepository accepts http, https and ssh URLs only (its CRD says so; file:// is refused).
             "repo_url": "file:///srv/platform.git" if engine == "argocd" else "https://git.example/platform.git",
             "branch": "main", "teams": [{"name": "financial-ml"}], "project": "dryrun-platform", "prefix": "dryrun-",
             "argocd_namespace": "argocd", "flux_namespace": "flux-system",
-            "destination_server": "https://kubernetes.default.svc", "automated": True, "prune": True, "self_heal": True})
+            "destination_server": "https://kubernetes.default.svc", "automated": True, "prune": True, "self_heal": True})[1]
         kinds = sorted({o["kind"] for o in facts["delivery"]})
         assert kinds == (["AppProject", "Application"] if engine == "argocd" else ["GitRepository", "Kustomization"])
         if engine == "flux":

@@ -38,6 +38,12 @@ def test_render_only_writes_what_would_be_sent_and_contacts_no_cluster(tmp_path)
     assert list(yaml.safe_load_all(written.read_text())) == [NS, SA]
 
 
+def test_render_only_renders_in_check_mode_too(tmp_path):
+    base = {k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}
+    result = bd.apply_bundle({**base, "definitions": [NS], "render_only": True, "render_dir": str(tmp_path)}, True, False)
+    assert result["changed"] is False and result["rendered"].endswith("001-bundle.yaml")
+
+
 def test_render_only_needs_render_dir_and_checks_definitions(tmp_path):
     base = {k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}
     with pytest.raises(Failed, match="render_only needs render_dir"):
@@ -53,7 +59,7 @@ def test_the_tree_is_deterministic_with_waves_projects_and_a_kustomization_per_c
     render(tmp_path, "team_isolation", [SA, NS])
     render(tmp_path, "team_isolation_verify", [NS])
     files, facts = gitops.build_tree(params(tmp_path))
-    again, _ = gitops.build_tree(params(tmp_path))
+    again = gitops.build_tree(params(tmp_path))[0]
     assert files == again
     assert yaml.safe_load(files["components/team-isolation/kustomization.yaml"])["resources"] == [
         "namespace-team-a.yaml", "serviceaccount-team-a-deployer.yaml"]
@@ -74,7 +80,7 @@ def test_flux_kustomizations_depend_on_the_wave_before(tmp_path):
     render(tmp_path, "team_isolation", [NS])
     render(tmp_path, "storage", [SA])
     render(tmp_path, "mlflow", [DEPLOY])
-    _, facts = gitops.build_tree(params(tmp_path, engine="flux", repo_url="https://git.example/p.git"))
+    facts = gitops.build_tree(params(tmp_path, engine="flux", repo_url="https://git.example/p.git"))[1]
     kustomizations = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "Kustomization"}
     assert "dependsOn" not in kustomizations["mlops-team-isolation"]
     assert kustomizations["mlops-storage"]["dependsOn"] == [{"name": "mlops-team-isolation"}]
