@@ -47,8 +47,7 @@ def ok(done: subprocess.CompletedProcess) -> str:
 def gitops(tmp_path_factory):
     """The cluster, Argo CD's CRDs (the role applies them too; the controller needs them when it starts),
     its settings for a controller outside the cluster, redis, the repo server and the application controller."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+    assert shutil.which("redis-server"), "redis-server is not installed: run scripts/setup.sh (make setup) as root"
     work = tmp_path_factory.mktemp("gitops")
     kubeconfig = str(work / "kubeconfig")
     env = {**os.environ, "MLOPS_CLUSTER_NAME": NAME, "MLOPS_KUBECONFIG": kubeconfig, "MLOPS_CLUSTER_NODES": "1"}
