@@ -28,7 +28,7 @@ find_python() {
 }
 
 # 0. Debian packages, when missing and we may install them.
-SYSTEM_PACKAGES=(shellcheck)
+SYSTEM_PACKAGES=(shellcheck redis-server)
 missing=()
 for p in "${SYSTEM_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -49,11 +49,13 @@ total=$SECONDS
 # - the Kafka broker's jars (Maven, 5-11 s cold) for tests/integration/test_kafka_real.py;
 # - the secret controllers and their CRDs for tests/integration/test_secret_controllers.py: the Sealed
 #   Secrets controller (about 6 min cold) and the External Secrets Operator (13-15 min cold on 2 busy
-#   cores: it links every provider's SDK).
+#   cores: it links every provider's SDK);
+# - Argo CD and kustomize (roles/gitops) for tests/integration/test_gitops_argocd.py.
 background cluster-up roles/cluster/files/offline-cluster.sh up
 background tools-build roles/monitoring/files/upstream.sh build
 background kafka-build roles/kafka/files/broker.sh build
 background secrets-build bash -c 'roles/secrets/files/controllers.sh build && roles/secrets/files/controllers.sh crds'
+background argocd-build roles/gitops/files/argocd.sh build
 
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
@@ -63,6 +65,7 @@ step units python -m pytest -q tests/unit
 step tools-build wait_for tools-build
 step kafka-build wait_for kafka-build
 step secrets-build wait_for secrets-build
+step argocd-build wait_for argocd-build
 step cluster-up wait_for cluster-up
 if [[ " ${failures[*]} " == *" cluster-up "* ]]; then
   failed=$((failed + 2)); failures+=(integration molecule)

@@ -3,7 +3,8 @@
 """k8s_bundle in the controller's task worker with a local connection (see plugin_utils/on_controller.py).
 
 ``src`` is read here, on the controller, whatever the connection: a relative path is looked up
-like ``copy``'s (the role's ``files/`` first), and its objects join ``definitions``.
+like ``copy``'s (the role's ``files/`` first), and its objects join ``definitions``. The variable
+``mlops_render_only`` (set by the gitops role's render pass) sets ``render_only`` when the task does not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ class ActionModule(ControllerAction):
     entry = staticmethod(apply_bundle)
 
     def run(self, tmp=None, task_vars=None):
+        if "render_only" not in self._task.args and task_vars and "mlops_render_only" in task_vars:
+            # The gitops role's render mode, for every role's apply task without a change to the role.
+            render = self._templar.template(task_vars["mlops_render_only"])
+            if render in (True, "true", "True", "yes", 1):
+                self._task.args = {**self._task.args, "render_only": True}
         src = self._task.args.get("src")
         if src:
             try:

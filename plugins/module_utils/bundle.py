@@ -659,6 +659,7 @@ ARGUMENT_SPEC = {
         "major_procedure": {"type": "str"},
     }},
     "render_dir": {"type": "path"},
+    "render_only": {"type": "bool", "default": False},
     "name": {"type": "str", "default": "bundle"},
     "kubeconfig": {"type": "path"},
     "context": {"type": "str"},
@@ -714,6 +715,24 @@ def cluster_pending(params: dict, check_mode: bool, invocation: dict) -> dict:
             "counts": {"created": len(results), "updated": 0, "unchanged": 0, "deleted": 0}, "invocation": invocation}
 
 
+def render_only(params: dict, invocation: dict) -> dict:
+    """GitOps render mode: the definitions checked (no API) and written to render_dir exactly as an
+    apply would send them (large ones with their digest annotation); nothing reaches a cluster."""
+    if not params["render_dir"]:
+        raise Failed("render_only needs render_dir: the directory the definitions are written to", changes=[],
+                     invocation=invocation)
+    try:
+        objects = [with_digest(o) for o in check_definitions(params["definitions"])]
+        # Also in check mode: the render directory is the caller's scratch space, not the target.
+        path = record(params["render_dir"], params["name"], objects)
+    except (BundleError, KubeError) as exc:
+        raise Failed(str(exc), changes=[], invocation=invocation) from exc
+    results = [{"object": key(o), "kind": o["kind"], "name": o["metadata"]["name"], "namespace": o["metadata"].get("namespace"),
+                "action": "unchanged", "not_sent": "render_only"} for o in objects]
+    return {"changed": False, "objects": results, "changes": [], "rendered": path,
+            "counts": {"created": 0, "updated": 0, "unchanged": len(results), "deleted": 0}, "invocation": invocation}
+
+
 def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
     """The whole k8s_bundle task: returns its result or raises Failed."""
     invocation = {"module_args": masked_params(params)}
@@ -724,6 +743,8 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
             raise Failed(str(exc), changes=[], invocation=invocation) from exc
     if params["annotations"]:
         params = {**params, "definitions": annotated(params["definitions"], params["annotations"])}
+    if params["render_only"]:
+        return render_only(params, invocation)
     if not params["cluster_exists"]:
         return cluster_pending(params, check_mode, invocation)
     bundle = None

@@ -193,6 +193,15 @@ options:
       - Also write the definitions, exactly as sent, to a numbered YAML file in this directory
         (mode 0600; it may hold Secrets). The benchmark applies those files with kubectl.
     type: path
+  render_only:
+    description:
+      - GitOps render mode; write the definitions to O(render_dir) exactly as they would be sent and send
+        nothing (no cluster is contacted, the task reports no change). O(prune) and O(wait) are not done.
+        The file is written in check mode too (the render directory is the caller's scratch space).
+      - When the task does not set it, the variable C(mlops_render_only) decides (playbooks/gitops.yml sets it),
+        so every role renders with its own apply task; one source of truth for every object.
+    type: bool
+    default: false
   name:
     description: A label for the bundle, used in the O(render_dir) file name.
     type: str

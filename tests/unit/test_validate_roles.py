@@ -11,7 +11,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.mlops.platform.plugins.action.validate_roles import role_spec, spec_errors
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-ROLES = ("cluster", "team_isolation", "storage", "mlflow", "secrets", "seldon")
+ROLES = ("cluster", "team_isolation", "storage", "mlflow", "secrets", "seldon", "gitops")
 
 
 def documented_options(role: str) -> dict:
@@ -41,6 +41,7 @@ WRONG = {
     "mlflow": {"mlflow_replicas": "many", "mlflow_auth_enabled": "sometimes"},
     "secrets": {"secrets_mode": "osmosis"},
     "seldon": {"seldon_wait": "notabool", "seldon_servers": "mlserver"},
+    "gitops": {"gitops_engine": "jenkins", "gitops_wait_timeout": "long"},
 }
 
 

@@ -1,0 +1,124 @@
+"""The GitOps tree (plugins/module_utils/gitops.py) and k8s_bundle's render_only, with real git, no cluster."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from ansible_collections.mlops.platform.plugins.module_utils import bundle as bd
+from ansible_collections.mlops.platform.plugins.module_utils import gitops
+from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed
+
+NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
+SA = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer", "namespace": "team-a"}}
+SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "mlflow"}, "stringData": {"p": "x"}}
+DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "mlflow", "namespace": "mlflow"}, "spec": {}}
+
+
+def params(render_dir, **overrides) -> dict:
+    return {"render_dir": str(render_dir), "engine": "argocd", "components": {}, "repo_url": "file:///srv/p.git",
+            "branch": "main", "teams": [{"name": "team-a"}, {"name": "team-b", "namespaces": ["b1", "b2"]}],
+            "project": "mlops-platform", "prefix": "mlops-", "argocd_namespace": "argocd", "flux_namespace": "flux-system",
+            "destination_server": "https://kubernetes.default.svc", "automated": True, "prune": True, "self_heal": False,
+            **overrides}
+
+
+def render(tmp_path, name: str, objects: list[dict]) -> None:
+    result = bd.apply_bundle({**{k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}, "definitions": objects,
+                              "render_only": True, "render_dir": str(tmp_path), "name": name}, False, False)
+    assert result["changed"] is False and result["counts"]["unchanged"] == len(objects)
+
+
+def test_render_only_writes_what_would_be_sent_and_contacts_no_cluster(tmp_path):
+    # kubeconfig None and no cluster: an apply would fail; render_only never connects.
+    render(tmp_path, "team_isolation", [NS, SA])
+    (written,) = tmp_path.iterdir()
+    assert written.name == "001-team_isolation.yaml" and written.stat().st_mode & 0o777 == 0o600
+    assert list(yaml.safe_load_all(written.read_text())) == [NS, SA]
+
+
+def test_render_only_renders_in_check_mode_too(tmp_path):
+    base = {k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}
+    result = bd.apply_bundle({**base, "definitions": [NS], "render_only": True, "render_dir": str(tmp_path)}, True, False)
+    assert result["changed"] is False and result["rendered"].endswith("001-bundle.yaml")
+
+
+def test_render_only_needs_render_dir_and_checks_definitions(tmp_path):
+    base = {k: v.get("default") for k, v in bd.ARGUMENT_SPEC.items()}
+    with pytest.raises(Failed, match="render_only needs render_dir"):
+        bd.apply_bundle({**base, "definitions": [NS], "render_only": True}, False, False)
+    with pytest.raises(Failed, match=r"metadata\.name is missing"):
+        bd.apply_bundle({**base, "definitions": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}],
+                         "render_only": True, "render_dir": str(tmp_path)}, False, False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_tree_is_deterministic_with_waves_projects_and_a_kustomization_per_component(tmp_path):
+    render(tmp_path, "mlflow", [DEPLOY])
+    render(tmp_path, "team_isolation", [SA, NS])
+    render(tmp_path, "team_isolation_verify", [NS])
+    files, facts = gitops.build_tree(params(tmp_path))
+    again = gitops.build_tree(params(tmp_path))[0]
+    assert files == again
+    assert yaml.safe_load(files["components/team-isolation/kustomization.yaml"])["resources"] == [
+        "namespace-team-a.yaml", "serviceaccount-team-a-deployer.yaml"]
+    assert facts["components"] == {"mlflow": {"wave": 2, "objects": 1}, "team-isolation": {"wave": 0, "objects": 2}}
+    assert facts["ignored"] == ["team_isolation_verify"]
+    apps = {o["metadata"]["name"]: o for o in facts["delivery"] if o["kind"] == "Application"}
+    assert apps["mlops-team-isolation"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0"
+    assert apps["mlops-mlflow"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "2"
+    assert apps["mlops-mlflow"]["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": False}
+    assert apps["mlops-root"]["spec"]["source"]["path"] == "argocd"
+    assert "argocd/application-argocd-mlops-root.yaml" not in files  # the root points at the tree
+    projects = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "AppProject"}
+    assert [d["namespace"] for d in projects["team-team-b"]["destinations"]] == ["b1", "b2"]
+    assert projects["team-team-a"]["clusterResourceWhitelist"] == []
+
+
+def test_flux_kustomizations_depend_on_the_wave_before(tmp_path):
+    render(tmp_path, "team_isolation", [NS])
+    render(tmp_path, "storage", [SA])
+    render(tmp_path, "mlflow", [DEPLOY])
+    facts = gitops.build_tree(params(tmp_path, engine="flux", repo_url="https://git.example/p.git"))[1]
+    kustomizations = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "Kustomization"}
+    assert "dependsOn" not in kustomizations["mlops-team-isolation"]
+    assert kustomizations["mlops-storage"]["dependsOn"] == [{"name": "mlops-team-isolation"}]
+    assert kustomizations["mlops-mlflow"]["dependsOn"] == [{"name": "mlops-storage"}]
+    assert all(k["prune"] and k["wait"] for k in kustomizations.values())
+
+
+def test_a_plain_secret_is_refused_before_anything_is_written(tmp_path):
+    render(tmp_path / "r", "mlflow", [DEPLOY, SECRET])
+    with pytest.raises(gitops.GitOpsError, match="mlflow: Secret mlflow/db"):
+        gitops.build_tree(params(tmp_path / "r"))
+    assert not (tmp_path / "repo.git").exists()
+
+
+def test_commit_only_when_the_tree_differs(tmp_path):
+    repo = str(tmp_path / "repo.git")
+    first = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, repo, "main", "m", False)
+    assert first["changed"] and first["files_changed"] == ["a/x.yaml"]
+    assert gitops.commit_tree({"a/x.yaml": "x: 1\n"}, repo, "main", "m", False) == {
+        "changed": False, "commit": first["commit"], "files_changed": []}
+    checked = gitops.commit_tree({"b/y.yaml": "y: 1\n"}, repo, "main", "m", True)
+    assert checked["changed"] and checked["commit"] is None
+    third = gitops.commit_tree({"b/y.yaml": "y: 1\n"}, repo, "main", "m", False)
+    tree = subprocess.run(["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", "main"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert tree == ["b/y.yaml"] and third["commit"] != first["commit"]
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ({"gitops_engine": "none"}, []),
+    ({"gitops_engine": "argocd", "gitops_repo_url": ""}, ["gitops_repo_url: empty"]),
+    ({"gitops_engine": "flux", "gitops_repo_url": "file:///x.git"}, ["Flux's GitRepository accepts"]),
+    ({"gitops_engine": "argocd", "gitops_repo_url": "file:///x", "gitops_argocd_namespace": "Argo"}, ["not a DNS label"]),
+    ({"gitops_engine": "argocd", "gitops_repo_url": "file:///x", "gitops_components": {
+        "a": {"component": "c", "wave": 0}, "b": {"component": "c", "wave": 1}}}, ["has waves 0 and 1"]),
+])
+def test_variable_errors(values, expected):
+    errors = gitops.variable_errors(values)
+    assert len(errors) == len(expected)
+    for error, text in zip(errors, expected, strict=True):
+        assert text in error
