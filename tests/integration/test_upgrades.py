@@ -55,7 +55,7 @@ def cluster_down(env: dict) -> None:
     """offline-cluster.sh down until the cluster's directory is gone: its `kwokctl get clusters` can miss a
     running cluster while another cluster is being deleted, and then reports it absent."""
     workdir = pathlib.Path(settings()["MLOPS_CACHE_DIR"]) / "kwok" / "clusters" / NAME
-    for _ in range(5):
+    for _attempt in range(5):
         subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
         if not workdir.exists():
             return
