@@ -170,7 +170,11 @@ cmd_up() {
   elif cluster_exists; then
     log "starting existing cluster $CLUSTER_NAME"
     result=started
-    kwokctl start cluster --wait 2m >"$LOG_DIR/start.log" 2>&1 || {
+    # Stop first: after one component died (the API server or etcd killed, a crash) the others still
+    # run, and `kwokctl start` on such a half-running cluster waits its 2 minutes and fails, and the
+    # cluster would be recreated empty. Stopping what still runs, then starting all, keeps etcd's data.
+    kwokctl stop cluster >"$LOG_DIR/start.log" 2>&1 || true
+    kwokctl start cluster --wait 2m >>"$LOG_DIR/start.log" 2>&1 || {
       log "start failed (see $LOG_DIR/start.log); recreating"; kwokctl delete cluster >/dev/null 2>&1 || true; }
     # A started cluster whose kubeconfig file was removed: write it again.
     if [[ ! -f $KUBECONFIG_PATH ]] && cluster_exists; then
