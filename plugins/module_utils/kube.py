@@ -367,10 +367,10 @@ class Client:
                 # A kept-alive connection the server closed: reconnect once.
                 self.close()
                 if attempt == 2:
-                    raise KubeError(f"{method} {path}: connection lost ({exc})") from exc
+                    raise KubeError(f"lost the connection to the Kubernetes API server at {self.config.server} ({method} {path}): {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise KubeError(f"cannot reach the API server at {self.config.server}: {exc}") from exc
+                raise KubeError(f"cannot reach the Kubernetes API server at {self.config.server}: {exc}") from exc
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
