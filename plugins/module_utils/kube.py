@@ -367,7 +367,8 @@ class Client:
                 # A kept-alive connection the server closed: reconnect once.
                 self.close()
                 if attempt == 2:
-                    raise KubeError(f"lost the connection to the Kubernetes API server at {self.config.server} ({method} {path}): {exc}") from exc
+                    raise KubeError(f"cannot reach the Kubernetes API server at {self.config.server}: the connection was lost "
+                                    f"twice ({method} {path}): {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 raise KubeError(f"cannot reach the Kubernetes API server at {self.config.server}: {exc}") from exc
@@ -377,6 +378,10 @@ class Client:
             data = {"message": raw[:300].decode(errors="replace")}
         if response.status >= 400:
             message = data.get("message") if isinstance(data, dict) else None
+            if response.status >= 500:
+                # The server answered but could not do the work (etcd down answers 504 after 60 s).
+                message = (f"the Kubernetes API server at {self.config.server} failed ({method} {path}): "
+                           f"{message or 'no message'}; is its storage (etcd) up?")
             raise ApiError(response.status, response.reason, message or f"{method} {path}", data if isinstance(data, dict) else None)
         return data
 
