@@ -94,7 +94,7 @@ class Cluster:
         keys = [(f"{o['apiVersion'].split('/')[0] if '/' in o['apiVersion'] else 'core'}/{o['kind']}/"
                  f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}", o["metadata"]["uid"])
                 for o in json.loads(found.stdout)["items"] if not o["metadata"].get("ownerReferences")]
-        assert len({k for k, _ in keys}) == len(keys), "an object is listed twice"
+        assert len({k for k, _uid in keys}) == len(keys), "an object is listed twice"
         return dict(keys)
 
 
@@ -151,7 +151,7 @@ def test_api_server_killed_between_roles_fails_naming_the_role_then_reconverges(
     assert again.returncode == 0, again.stdout[-4000:]
     after = cluster.objects()
     assert intact(before, after) == []
-    third, _ = converge(ansible_playbook, cluster)
+    third = converge(ansible_playbook, cluster)[0]
     assert third.returncode == 0 and recap(third.stdout)["changed"] == 0, third.stdout[-4000:]
     assert cluster.objects() == after
     FIGURES.append(f"kube-apiserver SIGKILL at role storage: failed run {seconds:.1f} s, API back in {revived:.1f} s, "
@@ -175,7 +175,7 @@ def test_etcd_killed_between_roles_fails_clearly_then_reconverges_losing_nothing
     assert intact(before, after) == [] and set(after) == set(before)
     replicas = cluster.kubectl("-n", "mlflow", "get", "deployment", "mlflow", "-o", "jsonpath={.spec.replicas}")
     assert replicas.stdout == "2"
-    third, _ = converge(ansible_playbook, cluster, "-e", "mlflow_replicas=2")
+    third = converge(ansible_playbook, cluster, "-e", "mlflow_replicas=2")[0]
     assert third.returncode == 0 and recap(third.stdout)["changed"] == 0, third.stdout[-4000:]
     FIGURES.append(f"etcd SIGKILL at role mlflow: failed run {seconds:.1f} s, API back in {revived:.1f} s, "
                    f"re-converge {again_seconds:.1f} s ok, {len(before)} objects before, lost 0; third run changed=0")
@@ -243,7 +243,7 @@ def test_an_object_refused_by_admission_fails_its_role_naming_it_and_writes_noth
     assert replicas.stdout == "1"
     after = cluster.objects()
     assert intact(before, after) == [] and set(after) == set(before)
-    third, _ = converge(ansible_playbook, cluster)
+    third = converge(ansible_playbook, cluster)[0]
     assert third.returncode == 0 and recap(third.stdout)["changed"] == 0, third.stdout[-4000:]
     FIGURES.append(f"Service mlflow/mlflow refused by a ValidatingAdmissionPolicy: failed run {seconds:.1f} s (nothing of the "
                    f"mlflow role written), re-converge after removing it {again_seconds:.1f} s ok, {len(before)} objects, "
