@@ -166,7 +166,8 @@ def test_etcd_killed_between_roles_fails_clearly_then_reconverges_losing_nothing
     assert failed.returncode != 0, said[-4000:]
     server = yaml.safe_load(pathlib.Path(cluster.kubeconfig).read_text())["clusters"][0]["cluster"]["server"]
     assert f"mlflow: 504 Gateway Timeout: the Kubernetes API server at {server} failed (" in said, said[-4000:]
-    assert "is its storage (etcd) up?; nothing of this apply was written (0 of " in said, said[-4000:]
+    assert "its readiness check fails: etcd" in said and "nothing of this apply was written (0 of " in said, said[-4000:]
+    FIGURES.append("etcd: " + next(x for x in said.splitlines() if "readiness check fails" in x).strip())
     revived = cluster.revive()
     assert intact(before, cluster.objects()) == []
     again, again_seconds = converge(ansible_playbook, cluster, "-e", "mlflow_replicas=2")
