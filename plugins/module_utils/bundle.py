@@ -411,16 +411,22 @@ class Bundle:
                 for plan in plans:
                     if isinstance(outcomes.get(id(plan)), dict):
                         self._record(plan)
-                raise BundleError("; ".join(str(o) for o in failed) + " (refused although the dry-run passed; "
-                                  f"written before: {self._written()})")
+                # The API server gone (not a refusal): one message, not one per object.
+                lost = [o for o in failed if not isinstance(o, BundleError)]
+                if lost:
+                    raise lost[0]
+                raise BundleError("; ".join(str(o) for o in failed) + " (refused although the dry-run passed)")
         for plan in plans:
             if plan["obj"]["kind"] == "Namespace" and not self.check_mode:
                 self._namespaces[plan["obj"]["metadata"]["name"]] = True
             self._record(plan)
 
-    def _written(self) -> str:
-        done = [r["object"] for r in self.results if r["action"] in ("created", "updated")]
-        return ", ".join(done) or "nothing"
+    def written(self) -> str:
+        """What this call wrote so far, for a failure's message: nothing, or how many objects and which."""
+        done = [f"{r['action']} {r['object']}" for r in self.results if r["action"] != "unchanged"]
+        if not done:
+            return f"nothing of this apply was written (0 of {len(self.objects)} objects)"
+        return f"{len(done)} of {len(self.objects)} objects were written before the failure: {', '.join(done)}"
 
     def _record(self, plan: dict) -> None:
         obj, before, after, action = plan["obj"], plan["before"], plan["after"], plan["action"]
@@ -762,8 +768,11 @@ def apply_bundle(params: dict, check_mode: bool, diff: bool) -> dict:
         if params["render_dir"] and not check_mode:
             record(params["render_dir"], params["name"], bundle.objects)
     except (BundleError, KubeError) as exc:
-        # What was written before the failure (nothing, unless the server refused after a clean dry-run).
-        raise Failed(str(exc), changes=bundle.summary()["changes"] if bundle else [], invocation=invocation) from exc
+        # What was written before the failure: nothing, unless the server refused a write after a
+        # clean dry-run or went away between two writes. A re-run applies the rest.
+        if bundle is None:
+            raise Failed(f"{exc}; nothing was written", changes=[], invocation=invocation) from exc
+        raise Failed(f"{exc}; {bundle.written()}", changes=bundle.summary()["changes"], invocation=invocation) from exc
     finally:
         if bundle is not None:
             bundle.close()

@@ -367,18 +367,35 @@ class Client:
                 # A kept-alive connection the server closed: reconnect once.
                 self.close()
                 if attempt == 2:
-                    raise KubeError(f"{method} {path}: connection lost ({exc})") from exc
+                    raise KubeError(f"cannot reach the Kubernetes API server at {self.config.server}: the connection was lost "
+                                    f"twice ({method} {path}): {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise KubeError(f"cannot reach the API server at {self.config.server}: {exc}") from exc
+                raise KubeError(f"cannot reach the Kubernetes API server at {self.config.server}: {exc}") from exc
         try:
             data = json.loads(raw) if raw else {}
         except ValueError:
-            data = {"message": raw[:300].decode(errors="replace")}
+            data = {"message": raw[:300].decode(errors="replace"), "text": raw[:8192].decode(errors="replace")}
         if response.status >= 400:
             message = data.get("message") if isinstance(data, dict) else None
+            if response.status >= 500 and path != "/readyz":
+                # The server answered but could not do the work (etcd down: 504 after 60 s).
+                message = (f"the Kubernetes API server at {self.config.server} failed ({method} {path}): "
+                           f"{message or 'no message'}; {self._unready()}")
             raise ApiError(response.status, response.reason, message or f"{method} {path}", data if isinstance(data, dict) else None)
         return data
+
+    def _unready(self) -> str:
+        """After a 5xx: what the server's own readiness check says is failing (etcd, most often)."""
+        try:
+            self.request("GET", "/readyz", query={"verbose": "true"})
+        except ApiError as exc:
+            failing = [line[3:].strip() for line in str(exc.body.get("text", "")).splitlines() if line.startswith("[-]")]
+            if failing:
+                return f"its readiness check fails: {', '.join(failing)}"
+        except KubeError:
+            pass
+        return "is its storage (etcd) up?"
 
     # Discovery --------------------------------------------------------------------------
 

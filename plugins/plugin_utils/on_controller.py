@@ -49,7 +49,7 @@ class ControllerAction(ActionBase):
         result = super().run(tmp, task_vars)
         if self._connection.transport not in LOCAL and getattr(self._connection, "_load_name", "") not in LOCAL:
             result.update(self._execute_module(module_args=self._task.args, task_vars=task_vars))
-            return result
+            return self._name_the_role(result)
         # Plain dicts, lists and strs: the templar's lazy and tagged values cost a re-template per
         # read and cannot be written by yaml.safe_dump.
         validated = ArgumentSpecValidator(self.ARGUMENT_SPEC, **self.VALIDATOR_KWARGS).validate(plain(self._task.args))
@@ -64,4 +64,14 @@ class ControllerAction(ActionBase):
         if not C.config.get_config_value("INJECT_INVOCATION", variables=task_vars or {}):
             result.pop("invocation", None)
         result.setdefault("changed", False)
+        return self._name_the_role(result)
+
+    def _name_the_role(self, result: dict) -> dict:
+        """A failure in a role starts with the role's name: in a converge of eight roles the
+        message alone says whose apply failed (the roles' reports show it as it is)."""
+        role = getattr(self._task, "_role", None)
+        if result.get("failed") and role is not None and isinstance(result.get("msg"), str):
+            name = role.get_name(include_role_fqcn=False)
+            if not result["msg"].startswith(f"{name}: "):
+                result["msg"] = f"{name}: {result['msg']}"
         return result

@@ -147,7 +147,10 @@ api_answers() {
 }
 
 cluster_exists() {
-  [[ -x $KWOK_BIN/kwokctl ]] && kwokctl get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"
+  # The list first, then grep: `kwokctl ... | grep -q` under pipefail fails when grep stops reading
+  # early (kwokctl gets SIGPIPE), and up would then recreate an existing cluster empty.
+  local names
+  [[ -x $KWOK_BIN/kwokctl ]] && names=$(kwokctl get clusters 2>/dev/null) && grep -qx -- "$CLUSTER_NAME" <<<"$names"
 }
 
 # With MLOPS_AUDIT_LOG: writes the policy (next to the log) and sets AUDIT_ARGS, the flags that make
@@ -170,7 +173,11 @@ cmd_up() {
   elif cluster_exists; then
     log "starting existing cluster $CLUSTER_NAME"
     result=started
-    kwokctl start cluster --wait 2m >"$LOG_DIR/start.log" 2>&1 || {
+    # Stop first: after one component died (the API server or etcd killed, a crash) the others still
+    # run, and `kwokctl start` on such a half-running cluster waits its 2 minutes and fails, and the
+    # cluster would be recreated empty. Stopping what still runs, then starting all, keeps etcd's data.
+    kwokctl stop cluster >"$LOG_DIR/start.log" 2>&1 || true
+    kwokctl start cluster --wait 2m >>"$LOG_DIR/start.log" 2>&1 || {
       log "start failed (see $LOG_DIR/start.log); recreating"; kwokctl delete cluster >/dev/null 2>&1 || true; }
     # A started cluster whose kubeconfig file was removed: write it again.
     if [[ ! -f $KUBECONFIG_PATH ]] && cluster_exists; then
@@ -184,7 +191,10 @@ cmd_up() {
     # kwokctl create does nothing (and writes no kubeconfig) for a cluster it still knows.
     if cluster_exists; then kwokctl delete cluster >/dev/null 2>&1 || true; fi
     audit_args
+    # Node leases of 30 s, not kwokctl's 200 s: a KWOK controller started again (up after a crash or
+    # a stop) simulates no new pod until the lease of the one before it has expired.
     kwokctl create cluster --runtime binary --kubeconfig "$KUBECONFIG_PATH" --wait 3m "${AUDIT_ARGS[@]}" \
+      --extra-args "kwok-controller=node-lease-duration-seconds=30" \
       >"$LOG_DIR/create.log" 2>&1 \
       || { tail -n 40 "$LOG_DIR/create.log" >&2; die "kwokctl create cluster failed (log: $LOG_DIR/create.log)"; }
   fi
