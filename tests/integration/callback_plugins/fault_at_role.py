@@ -3,7 +3,10 @@
 With MLOPS_FAULT_ROLE=<role name, e.g. storage> and MLOPS_FAULT_PID_FILE=<a pid file of the
 offline cluster's components>, the first task of that role does not start before the process
 named by the pid file has been sent SIGKILL and is gone. Decided in the controller when the task
-starts, so the fault falls exactly between two roles, with no timing guesswork.
+starts, so the fault falls exactly between two roles, with no timing guesswork. With
+MLOPS_FAULT_AFTER_ROLE=<role>, only a task of MLOPS_FAULT_ROLE that starts after a task of that role
+counts: site.yml runs the mlflow role's read-only preflight right after the cluster role, and
+MLOPS_FAULT_AFTER_ROLE=storage aims at its apply instead.
 
 MLOPS_FAULT_PORTS (comma-separated) are the ports the killed process listened on: the moment it is
 gone a small holder process (its pid in MLOPS_FAULT_HOLDER) takes them and resets every connection
@@ -42,11 +45,16 @@ class CallbackModule(CallbackBase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._role = os.environ.get("MLOPS_FAULT_ROLE", "")
+        self._after = os.environ.get("MLOPS_FAULT_AFTER_ROLE", "")
         self._done = not self._role
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         role = getattr(task, "_role", None)
-        if self._done or role is None or role.get_name(include_role_fqcn=False) != self._role:
+        name = role.get_name(include_role_fqcn=False) if role is not None else None
+        if self._after and name == self._after:
+            self._after = ""
+            return
+        if self._done or self._after or name != self._role:
             return
         self._done = True
         pid_file = os.environ["MLOPS_FAULT_PID_FILE"]
