@@ -37,6 +37,8 @@ from ansible_run import recap
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from servers import free_port, wait_http
+from test_secrets_role import leak_values
+from test_secrets_role import role_vars as secrets_role_vars
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "roles" / "cluster" / "files" / "offline-cluster.sh"
@@ -204,33 +206,15 @@ def sealed_secrets_controller(cluster, crds, tmp_path_factory):
 
 @pytest.fixture()
 def leak() -> dict[str, str]:
-    """Values unique to this run: finding one in any output can only be a leak."""
-    return {k: f"leak{k}{pysecrets.token_hex(10)}" for k in ("s3_id", "s3_key", "mlflow_pw", "flask", "ghcr_pw", "db_pw")}
+    return leak_values()
 
 
 SERVING, TRAINING, MLFLOW_NS = "it-ctl-serving", "it-ctl-training", "it-ctl-mlflow"
 
 
 def role_vars(kubeconfig: str, leak: dict[str, str], **over) -> dict:
-    data = {
-        "secrets_kubeconfig": kubeconfig,
-        "teams": [
-            {"name": SERVING, "serving": True, "secrets": ["ml-platform"]},
-            {"name": TRAINING, "training": True, "secrets": ["ml-platform", "ghcr"]},
-        ],
-        "secrets_s3": {"access_key_id": leak["s3_id"], "secret_access_key": leak["s3_key"], "region": "us-east-1",
-                       "endpoint_url": "http://minio.minio.svc.cluster.local:9000", "rclone_provider": "Minio"},
-        "secrets_mlflow": {"tracking_uri": "http://mlflow.mlflow.svc.cluster.local:5000", "tracking_username": "mlflow",
-                           "tracking_password": leak["mlflow_pw"], "s3_endpoint_url": "",
-                           "flask_server_secret_key": leak["flask"]},
-        "secrets_registry": {"server": "ghcr.io", "username": "bot", "password": leak["ghcr_pw"], "email": ""},
-        "secrets_mlflow_database": {"enabled": True, "name": "mlflow-database-secret", "namespace": MLFLOW_NS,
-                                    "username": "mlflow", "password": leak["db_pw"], "host": "db.example",
-                                    "port": 5432, "database": "mlflow", "driver": "psycopg2",
-                                    "scheme": "postgresql+psycopg2", "connection_url": ""},
-    }
-    data.update(over)
-    return data
+    """The secrets role test's variables, in this module's namespaces."""
+    return secrets_role_vars(kubeconfig, leak, namespaces=(SERVING, TRAINING, MLFLOW_NS), **over)
 
 
 def expected_secrets(variables: dict) -> dict[tuple[str, str], dict]:

@@ -70,19 +70,26 @@ def team_namespaces(api_client):
     _wait_gone(core, names)
 
 
-@pytest.fixture()
-def leak() -> dict[str, str]:
+def leak_values() -> dict[str, str]:
     """Values unique to this run: finding one in any output can only be a leak."""
     names = ("s3_id", "s3_key", "mlflow_pw", "flask", "ghcr_pw", "db_pw")
     return {k: f"leak{k}{pysecrets.token_hex(10)}" for k in names}
 
 
-def role_vars(kubeconfig: str, leak: dict[str, str], **over) -> dict:
+@pytest.fixture()
+def leak() -> dict[str, str]:
+    return leak_values()
+
+
+def role_vars(kubeconfig: str, leak: dict[str, str], namespaces: tuple[str, str, str] = (SERVING, TRAINING, MLFLOW_NS),
+              **over) -> dict:
+    """The secrets role's variables with the run's leak values; namespaces: (serving, training, MLflow's)."""
+    serving, training, mlflow_ns = namespaces
     data = {
         "secrets_kubeconfig": kubeconfig,
         "teams": [
-            {"name": SERVING, "serving": True, "secrets": ["ml-platform"]},
-            {"name": TRAINING, "training": True, "secrets": ["ml-platform", "ghcr"]},
+            {"name": serving, "serving": True, "secrets": ["ml-platform"]},
+            {"name": training, "training": True, "secrets": ["ml-platform", "ghcr"]},
         ],
         "secrets_s3": {"access_key_id": leak["s3_id"], "secret_access_key": leak["s3_key"], "region": "us-east-1",
                        "endpoint_url": "http://minio.minio.svc.cluster.local:9000", "rclone_provider": "Minio"},
@@ -90,7 +97,7 @@ def role_vars(kubeconfig: str, leak: dict[str, str], **over) -> dict:
                            "tracking_password": leak["mlflow_pw"], "s3_endpoint_url": "",
                            "flask_server_secret_key": leak["flask"]},
         "secrets_registry": {"server": "ghcr.io", "username": "bot", "password": leak["ghcr_pw"], "email": ""},
-        "secrets_mlflow_database": {"enabled": True, "name": "mlflow-database-secret", "namespace": MLFLOW_NS,
+        "secrets_mlflow_database": {"enabled": True, "name": "mlflow-database-secret", "namespace": mlflow_ns,
                                     "username": "mlflow", "password": leak["db_pw"], "host": "db.example",
                                     "port": 5432, "database": "mlflow", "driver": "psycopg2",
                                     "scheme": "postgresql+psycopg2", "connection_url": ""},
