@@ -56,7 +56,11 @@ def secrets_objects(specs: list) -> list[dict]:
     return objects
 
 
-S3_KEYS = ("access_key_id", "secret_access_key", "region", "endpoint_url")
+# endpoint_url is optional: empty means AWS S3 itself (dev/staging/prod), and the endpoint keys
+# (AWS_ENDPOINT_URL, MLFLOW_S3_ENDPOINT_URL, RCLONE_CONFIG_S3_ENDPOINT) are then left out of the
+# Secret, so clients use the region's default endpoint instead of an empty one.
+S3_KEYS = ("access_key_id", "secret_access_key", "region")
+S3_ENDPOINT_KEYS = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "RCLONE_CONFIG_S3_ENDPOINT")
 MLFLOW_KEYS = ("tracking_uri", "tracking_username", "tracking_password", "flask_server_secret_key")
 REGISTRY_KEYS = ("server", "username", "password")
 DATABASE_KEYS = ("username", "password", "host", "port", "database", "driver")
@@ -102,7 +106,8 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
                     "RCLONE_CONFIG_S3_REGION": s3.get("region"),
                     "RCLONE_CONFIG_S3_ENDPOINT": s3.get("endpoint_url"),
                 })
-            spec["secret"] = {"name": platform, "type": "Opaque", "data": {k: _text(v) for k, v in data.items()}}
+            spec["secret"] = {"name": platform, "type": "Opaque",
+                              "data": {k: _text(v) for k, v in data.items() if k not in S3_ENDPOINT_KEYS or _text(v)}}
             specs.append(spec)
         if registry in row["secrets"]:
             user, password = _text(reg.get("username")), _text(reg.get("password"))
