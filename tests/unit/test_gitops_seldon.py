@@ -123,3 +123,48 @@ def test_chart_delivery_refuses_an_archive_path_an_unknown_engine_and_empty_fiel
         chart_delivery([{**CHARTS[0], "version": ""}], "/srv/charts/seldon.tgz", "helm")
     message = str(caught.value)
     assert "engine 'helm'" in message and "internal chart repository" in message and "charts[0].version is empty" in message
+
+
+class Served:
+    """The two reads check_versions makes (discovery, then the object): a stand-in, the test's name says so."""
+
+    def __init__(self, served: bool, obj: dict | None) -> None:
+        self.served, self.obj, self.gets = served, obj, 0
+
+    def resource(self, api_version, kind):
+        return {"name": "applications", "namespaced": True} if self.served else None
+
+    def get(self, api_version, kind, name, namespace=None):
+        self.gets += 1
+        return self.obj
+
+
+GUARD = {"variable": "seldon_version", "requested": "2.9.0", "api_version": "argoproj.io/v1alpha1", "kind": "Application",
+         "name": "seldon-core-v2-setup", "namespace": "argocd", "annotation": "mlops.platform/version", "reason": "no downgrade",
+         "downgrade_flag": "seldon_allow_downgrade"}
+
+
+def test_fake_client_version_guard_on_a_kind_not_served_is_nothing_live_and_on_a_live_application_refuses():
+    absent = Served(False, None)
+    bd.check_versions(absent, [GUARD])
+    assert absent.gets == 0
+    live = Served(True, {"metadata": {"annotations": {"mlops.platform/version": "2.10.2"}}})
+    with pytest.raises(bd.BundleError, match=r"seldon_version 2\.9\.0 < live 2\.10\.2 \(Application argocd/seldon-core-v2-setup\)"):
+        bd.check_versions(live, [GUARD])
+
+
+def test_helm_release_guard_and_chart_archive_errors(tmp_path):
+    from ansible_collections.mlops.platform.plugins.module_utils import versions as vs
+
+    guard = vs.helm_release_guard({"chart": "argo-cd-9.1.9", "namespace": "argocd", "name": "argocd"},
+                                  "gitops_argocd_chart_version", "9.1.8", "why", "helm rollback")
+    [error] = vs.guard_errors([guard])
+    assert "gitops_argocd_chart_version 9.1.8 < live 9.1.9 (Helm release argocd/argocd)" in error
+    assert "gitops_argocd_chart_version_allow_downgrade: true" in error
+    assert vs.guard_errors([vs.helm_release_guard({}, "v", "1.0.0", "why", "fix")]) == []
+    archive = tmp_path / "argo-cd-9.1.9.tgz"
+    assert vs.chart_archive_errors("", "9.1.9", "a") == []
+    assert "is missing or is not the 9.1.9 chart" in vs.chart_archive_errors(str(archive), "9.1.9", "a")[0]
+    archive.write_bytes(b"x")
+    assert vs.chart_archive_errors(str(archive), "9.1.9", "a") == []
+    assert vs.chart_archive_errors(str(archive), "9.1.8", "a")
