@@ -18,6 +18,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -59,7 +60,10 @@ def cluster(tmp_path_factory):
         assert up.returncode == 0, f"offline cluster {NAME} did not come up: {up.stderr[-2000:]}"
         ok(kubectl(kubeconfig, "apply", "--server-side", "-f", crds))
         ok(kubectl(kubeconfig, "create", "namespace", "argocd"))
-        ok(kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"))
+        for _attempt in range(60):  # a CRD has no status.conditions for a moment after its creation
+            if kubectl(kubeconfig, "wait", "--for=condition=Established", "crd", "--all", "--timeout=30s").returncode == 0:
+                break
+            time.sleep(0.5)
         yield {"kubeconfig": kubeconfig, "work": work}
     finally:
         subprocess.run([str(CLUSTER), "down"], env=env, capture_output=True, check=False)
