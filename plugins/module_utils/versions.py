@@ -13,9 +13,11 @@ versions, why, and the fix; the roles run it before their first write.
 
 from __future__ import annotations
 
+import os
 import re
 
-__all__ = ["compare", "guard_errors", "helm_chart_version", "image_tag", "parse", "shown"]
+__all__ = ["chart_archive_errors", "compare", "guard_errors", "helm_chart_version", "helm_release_guard", "image_tag", "parse",
+           "shown"]
 
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
 _PRERELEASE = re.compile(r"^[-.+_~]?(rc|alpha|beta|a|b|c|dev|pre|preview)[-._]?(\d*)(?![a-z])", re.IGNORECASE)
@@ -37,6 +39,30 @@ def helm_chart_version(chart) -> str:
     """The version in a Helm release's chart field (seldon-core-v2-setup-2.10.2 gives 2.10.2); '' without one."""
     match = _CHART_VERSION.match(str(chart or ""))
     return match.group(1) if match else ""
+
+
+def helm_release_guard(status: dict, variable: str, requested: str, reason: str, downgrade_fix: str,
+                       allow_downgrade: bool = False, downgrade_flag: str = "") -> dict:
+    """The guard (for ``guard_errors``) of a chart version setting against an installed Helm release: ``status``
+    of kubernetes.core.helm_info (its chart field holds the live version); empty, nothing is live yet."""
+    guard = {"variable": variable, "requested": str(requested), "reason": reason, "downgrade_fix": downgrade_fix,
+             "allow_downgrade": bool(allow_downgrade), "downgrade_flag": downgrade_flag or f"{variable}_allow_downgrade"}
+    if status:
+        guard.update(live=helm_chart_version(status.get("chart")),
+                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
+    return guard
+
+
+def chart_archive_errors(archive: str, version: str, variable: str) -> list[str]:
+    """An air-gapped chart archive (a path on the control node, where filters run) that is missing, not a file, or
+    not of ``version`` (``helm pull --version`` names it <chart>-<version>.tgz); [] for an empty path (no archive)."""
+    if not archive:
+        return []
+    if not os.path.isfile(archive) or not os.path.basename(archive).endswith(f"-{version}.tgz"):
+        return [f"{variable} '{archive}' is missing or is not the {version} chart (the file name must end in "
+                f"-{version}.tgz, as `helm pull --version` names it). Fix: copy the {version} archive there, or change "
+                "the chart version"]
+    return []
 
 
 def parse(text) -> tuple | None:
