@@ -100,7 +100,7 @@ class Resp:
         if kind == b"$":
             return None if rest == "-1" else self.file.read(int(rest) + 2)[:-2].decode()
         if kind == b"*":
-            return [self._reply() for _ in range(int(rest))]
+            return [self._reply() for _item in range(int(rest))]
         raise AssertionError(f"not RESP: {line!r}")
 
     def close(self):
