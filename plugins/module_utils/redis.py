@@ -233,6 +233,15 @@ def published(settings: dict) -> dict:
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+def _port(value: Any) -> int:
+    """A TCP port as an int, 0 when it is none (the check then names it)."""
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        return 0
+    return port if 1 <= port <= 65535 and not isinstance(value, bool) else 0
+
+
 def _resource_errors(resources: Any, maxmemory: Any) -> list[str]:
     if not isinstance(resources, dict):
         return ["redis_resources: must be a mapping with requests and limits"]
@@ -309,7 +318,7 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
             errors.append(f"redis_maxmemory: {s['maxmemory']!r} is not a Redis memory size. Fix: e.g. 192mb, 1gb")
         errors += _resource_errors(s["resources"], s["maxmemory"])
         errors += _config_errors(s["config"])
-        if not 1 <= int(s["port"]) <= 65535:
+        if not _port(s["port"]):
             errors.append(f"redis_port: {s['port']} is not a TCP port")
     elif mode == "external":
         ext = s["external"]
@@ -318,16 +327,17 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
                           "(a vault or inventory value)")
         elif not _HOST.match(str(ext["host"])):
             errors.append(f"redis_external.host: {ext['host']!r} is not a host name")
-        if not 1 <= int(ext.get("port") or 0) <= 65535:
+        if not _port(ext.get("port")):
             errors.append(f"redis_external.port: {ext.get('port')!r} is not a TCP port")
     secrets = context.get("secrets_redis") or {}
-    if mode != "none" and str(secrets.get("enabled", False)).lower() in ("true", "1", "yes", "on"):
+    # Compared only with valid settings: where Redis is, is known then.
+    if not errors and mode != "none" and str(secrets.get("enabled", False)).lower() in ("true", "1", "yes", "on"):
         where = published(s)
         if mode == "internal" and secrets.get("namespace") and (
                 secrets.get("namespace") != s["namespace"] or secrets.get("name") != s["password_secret"]):
             errors.append(f"secrets_redis: puts the password Secret at {secrets.get('namespace')}/{secrets.get('name')}, "
                           f"Redis reads {s['namespace']}/{s['password_secret']}. Fix: the same namespace and name")
-        if "host" in secrets and (str(secrets.get("host")) != where["host"] or int(secrets.get("port") or 0) != where["port"]):
+        if "host" in secrets and (str(secrets.get("host")) != where["host"] or _port(secrets.get("port")) != where["port"]):
             errors.append(f"secrets_redis: points the teams at {secrets.get('host')}:{secrets.get('port')}, Redis is at "
                           f"{where['host']}:{where['port']}. Fix: set secrets_redis.host and port to it")
     return errors

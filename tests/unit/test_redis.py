@@ -106,6 +106,11 @@ def test_settings_checks_name_the_variable_and_the_fix():
         "redis_external.host: empty with redis_mode external. Fix: the ElastiCache primary endpoint (a vault or inventory value)"]
     assert redis.variable_errors({"redis_mode": "external", "redis_external": {"host": "bad host!", "port": 70000}}) == [
         "redis_external.host: 'bad host!' is not a host name", "redis_external.port: 70000 is not a TCP port"]
+    # A port that is no number is named, not a crash (also where secrets_redis is compared).
+    assert redis.variable_errors({"redis_port": "six"}) == ["redis_port: six is not a TCP port"]
+    assert redis.variable_errors({"redis_mode": "external", "redis_external": {"host": "m.internal", "port": "x"}},
+                                 {"secrets_redis": {"enabled": True, "host": "m.internal", "port": "y"}}) == [
+        "redis_external.port: 'x' is not a TCP port"]
 
 
 def test_secrets_redis_must_match_where_the_role_runs_redis():
