@@ -101,7 +101,6 @@ def test_objects_keep_teams_namespaced_and_operators_scoped():
     assert plan["spark_namespaces"] == ["team-a", "b-one", "b-two"] and plan["flink_namespaces"] == []
     objects = processing.processing_objects(plan, settings(processing_flink=False))
     assert objects[0]["kind"] == "Namespace"
-    team_namespaces = {"team-a", "b-one", "b-two", "team-c"}
     for obj in objects:
         labels = obj["metadata"]["labels"]
         assert labels["app.kubernetes.io/managed-by"] == "mlops.platform" and labels["mlops.platform/instance"] == "processing"
