@@ -6,6 +6,7 @@
 - ``processing_settings(values)``: the settings of the plan and the objects from the role's variables.
 - ``processing_plan(teams, settings)``: the team namespaces that enable Spark and Flink.
 - ``processing_objects(plan, settings)``: operators, their RBAC, and each enabled namespace's ServiceAccounts and Roles.
+- ``processing_dag_files(paths)``: ``{file name: source}`` of the DAG files, read on the controller.
 - ``processing_examples(plan, settings)``: a SparkApplication and a FlinkDeployment per enabled namespace.
 """
 
@@ -24,4 +25,5 @@ class FilterModule:
             "processing_plan": "processing_plan",
             "processing_objects": "processing_objects",
             "processing_examples": "example_objects",
+            "processing_dag_files": "dag_files",
         })

@@ -71,7 +71,7 @@ SPARK_MIN_OVERHEAD = 384 * 1024 * 1024
 MIB = 1024 * 1024
 # Kinds the role applies; pruning looks at these (label app.kubernetes.io/component=processing).
 PRUNE_KINDS = (
-    ("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("apps/v1", "Deployment"), (RBAC_API, "Role"), (RBAC_API, "RoleBinding"),
+    ("v1", "ServiceAccount"), ("v1", "ConfigMap"), ("v1", "Service"), ("apps/v1", "Deployment"), (RBAC_API, "Role"), (RBAC_API, "RoleBinding"),
     (RBAC_API, "ClusterRole"), (RBAC_API, "ClusterRoleBinding"),
 )
 
@@ -259,6 +259,14 @@ def role_settings(values: dict) -> dict:
         "spark_application": values.get("processing_spark_application") or {},
         "flink_deployment": values.get("processing_flink_deployment") or {},
         "team_defaults": values.get("processing_team_defaults") or {},
+        "airflow": bool(values.get("processing_airflow", False)),
+        "airflow_namespace": values.get("processing_airflow_namespace", "airflow"),
+        "airflow_image": values.get("processing_airflow_image", ""),
+        "airflow_secret": values.get("processing_airflow_secret", "airflow"),
+        "airflow_env": values.get("processing_airflow_env") or {},
+        "airflow_env_from_secrets": list(values.get("processing_airflow_env_from_secrets") or []),
+        "airflow_resources": values.get("processing_airflow_resources") or {},
+        "airflow_dags": values.get("processing_airflow_dags") or {},
     }
 
 
@@ -267,9 +275,12 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     context = {**(context or {}), **values}
     settings = role_settings(values)
     errors: list[str] = []
-    if values.get("processing_airflow", False):
-        errors.append("processing_airflow: true, but the processing role does not deploy Airflow yet. Fix: set it to "
-                      "false (roles/processing/README.md says what exists)")
+    if settings["airflow"]:
+        errors += namespace_errors("processing_airflow_namespace", settings["airflow_namespace"])
+        errors += dag_errors(settings["airflow_dags"])
+        if not settings["airflow_image"]:
+            errors.append("processing_airflow_image: empty. Fix: the Airflow image of the pinned version, e.g. "
+                          "docker.io/apache/airflow:3.3.2")
     if not (settings["spark"] or settings["flink"]):
         return errors
     for engine in ENGINES:
@@ -277,8 +288,10 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
             errors += namespace_errors(f"processing_{engine}_namespace", settings[f"{engine}_namespace"])
     if not (isinstance(settings["instance"], str) and len(settings["instance"]) <= 63 and _DNS_LABEL.match(settings["instance"])):
         errors.append(f"processing_instance: {settings['instance']!r} is not a DNS-1123 label. Fix: e.g. processing")
-    if settings["spark"] and settings["flink"] and settings["spark_namespace"] == settings["flink_namespace"]:
-        errors.append("processing_flink_namespace: the same as processing_spark_namespace. Fix: give each operator its own")
+    used = [(f"processing_{e}_namespace", settings[f"{e}_namespace"]) for e in (*ENGINES, "airflow") if settings[e]]
+    for i, (name, namespace) in enumerate(used):
+        errors += [f"{name}: the same as {other}. Fix: give each component its own namespace"
+                   for other, taken in used[:i] if taken == namespace]
     crds = values.get("processing_crds_file", "")
     if crds and not os.path.isfile(crds):
         errors.append(f"processing_crds_file: {crds} does not exist. Fix: run roles/processing/files/operators.sh crds "
@@ -294,7 +307,7 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         errors += resource_errors(plan, settings)
         team_namespaces = {row["namespace"] for row in plan["namespaces"]}
         errors += [f"processing_{engine}_namespace: {settings[f'{engine}_namespace']!r} is a team namespace. "
-                   "Fix: give the operator a namespace of its own" for engine in ENGINES
+                   "Fix: give the operator a namespace of its own" for engine in (*ENGINES, "airflow")
                    if settings[engine] and settings[f"{engine}_namespace"] in team_namespaces]
     return errors
 
@@ -523,6 +536,82 @@ def team_objects(plan: dict, settings: dict) -> list[dict]:
     return objects
 
 
+# --------------------------------------------------------------------------------------------
+# Airflow: api-server, scheduler (which migrates the metadata database first) and DAG processor
+# --------------------------------------------------------------------------------------------
+AIRFLOW = "airflow"
+AIRFLOW_DAGS = "airflow-dags"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
+# A ConfigMap holds at most 1 MiB; the DAGs must fit (with room for the object's metadata).
+MAX_DAG_BYTES = 1000 * 1024
+_CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+SECRET_KEYS = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sql_alchemy_conn", "AIRFLOW__CORE__FERNET_KEY": "fernet_key",
+               "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret"}
+
+
+def dag_files(paths: list) -> dict:
+    """``{file name: content}`` of the DAG files (the role's files/dags/*.py, found on the controller)."""
+    out = {}
+    for path in sorted(paths or []):
+        with open(path, encoding="utf-8") as handle:
+            out[os.path.basename(path)] = handle.read()
+    return out
+
+
+def dag_errors(dags: Any) -> list[str]:
+    if not isinstance(dags, dict):
+        return ["processing_airflow_dags: must be a mapping of file name to DAG source"]
+    errors = [f"processing_airflow_dags: {name!r} is not a ConfigMap key. Fix: rename the file (letters, digits, '-', '_', '.')"
+              for name in dags if not _CONFIGMAP_KEY.match(str(name))]
+    size = sum(len(str(v).encode()) for v in dags.values())
+    if size > MAX_DAG_BYTES:
+        errors.append(f"processing_airflow_dags: {size} bytes of DAGs do not fit in one ConfigMap ({MAX_DAG_BYTES}). "
+                      "Fix: ship fewer or smaller DAG files, or a git-sync sidecar")
+    return errors
+
+
+def airflow_objects(settings: dict) -> list[dict]:
+    """A minimal Airflow 3 in its namespace: the DAGs as a ConfigMap, the metadata database, Fernet key and API
+    JWT secret from the Secret ``airflow_secret`` (never rendered here), LocalExecutor."""
+    ns, image = settings["airflow_namespace"], settings["airflow_image"]
+    api = f"{AIRFLOW}-api-server"
+    env = [{"name": name, "valueFrom": {"secretKeyRef": {"name": settings["airflow_secret"], "key": key}}}
+           for name, key in SECRET_KEYS.items()]
+    env += [{"name": "AIRFLOW__CORE__EXECUTOR", "value": "LocalExecutor"},
+            {"name": "AIRFLOW__CORE__LOAD_EXAMPLES", "value": "False"},
+            {"name": "AIRFLOW__CORE__DAGS_FOLDER", "value": "/opt/airflow/dags"},
+            {"name": "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "value": f"http://{api}.{ns}.svc:8080/execution/"}]
+    env += [{"name": str(k), "value": str(v)} for k, v in sorted(settings["airflow_env"].items())]
+    env_from = [{"secretRef": {"name": name, "optional": True}} for name in settings["airflow_env_from_secrets"]]
+    mounts = [{"name": "dags", "mountPath": "/opt/airflow/dags", "readOnly": True}]
+    volumes = [{"name": "dags", "configMap": {"name": AIRFLOW_DAGS}}]
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, None, AIRFLOW)},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(AIRFLOW, ns, AIRFLOW)},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(AIRFLOW_DAGS, ns, AIRFLOW),
+         "data": dict(sorted(settings["airflow_dags"].items()))},
+        {"apiVersion": "v1", "kind": "Service", "metadata": _meta(api, ns, AIRFLOW),
+         "spec": {"selector": {"app.kubernetes.io/name": AIRFLOW, "app.kubernetes.io/instance": api},
+                  "ports": [{"name": "http", "port": 8080, "targetPort": "http"}]}},
+    ]
+    for component in AIRFLOW_COMPONENTS:
+        name = f"{AIRFLOW}-{component}"
+        container = {"name": component, "image": image, "imagePullPolicy": "IfNotPresent", "args": [component],
+                     "env": env, **({"envFrom": env_from} if env_from else {}), "volumeMounts": mounts,
+                     "resources": settings["airflow_resources"]}
+        if component == "api-server":
+            container["ports"] = [{"name": "http", "containerPort": 8080}]
+            container["readinessProbe"] = {"httpGet": {"port": "http", "path": "/api/v2/monitor/health"}}
+        deployment = _deployment(name, ns, AIRFLOW, AIRFLOW, container, volumes, 50000)
+        if component == "scheduler":
+            # The schema first: the scheduler starts on a migrated metadata database (idempotent).
+            deployment["spec"]["template"]["spec"]["initContainers"] = [
+                {**{k: v for k, v in container.items() if k not in ("volumeMounts",)}, "name": "migrate-database",
+                 "args": ["db", "migrate"], "securityContext": deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]}]
+        objects.append(deployment)
+    return objects
+
+
 def processing_objects(plan: dict, settings: dict) -> list[dict]:
     """Everything the role applies, namespaces first (one k8s_bundle call)."""
     objects: list[dict] = []
@@ -531,6 +620,8 @@ def processing_objects(plan: dict, settings: dict) -> list[dict]:
     if settings["flink"]:
         objects += flink_operator_objects(plan, settings)
     objects += team_objects(plan, settings)
+    if settings.get("airflow"):
+        objects += airflow_objects(settings)
     # The instance label scopes the role's pruning to its own objects: a second instance on the same
     # cluster (another set of operator namespaces, a test's) is left alone.
     for obj in objects:

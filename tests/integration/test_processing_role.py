@@ -35,6 +35,8 @@ pytestmark = pytest.mark.cluster
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OPERATORS_SH = ROOT / "roles" / "processing" / "files" / "operators.sh"
 INSTANCE, SPARK_NS, FLINK_NS = "it-processing", "it-proc-spark-operator", "it-proc-flink-operator"
+AIRFLOW_NS = "it-proc-airflow"
+DAGS = sorted(p.name for p in (ROOT / "roles" / "processing" / "files" / "dags").glob("*.py"))
 TEAMS = [
     {"name": "it-proc-a", "access": {"edit": {"groups": ["it-proc-a-engineers"]}, "view": {"groups": ["it-proc-a-viewers"]}},
      "limit_range": {"default": {"cpu": "500m", "memory": "512Mi"}, "default_request": {"cpu": "100m", "memory": "128Mi"},
@@ -57,11 +59,16 @@ def crds_file() -> str:
 @pytest.fixture(scope="module")
 def converged(kubeconfig, api_client, crds_file, tmp_path_factory):
     """The teams isolated and the role converged once; everything the test created is removed afterwards."""
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
     try:
+        # Airflow's Secret (the role reads it, never writes it): made here as the secrets role would.
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=AIRFLOW_NS)))
+        core.create_namespaced_secret(AIRFLOW_NS, client.V1Secret(metadata=client.V1ObjectMeta(name="airflow"), string_data={
+            "sql_alchemy_conn": "postgresql+psycopg2://airflow:test-only@db.invalid/airflow", "fernet_key": "test-only",
+            "jwt_secret": "test-only"}))
         yield converge(tmp_path_factory.mktemp("processing"), kubeconfig, crds_file, TEAMS, isolation=True)
     finally:
-        core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-        for name in [*NAMESPACES, SPARK_NS, FLINK_NS]:
+        for name in [*NAMESPACES, SPARK_NS, FLINK_NS, AIRFLOW_NS]:
             try:
                 core.delete_namespace(name)
             except ApiException as exc:
@@ -77,7 +84,8 @@ def converge(tmp_path: pathlib.Path, kubeconfig: str, crds: str, teams: list, *a
     """processing, after team_isolation (namespaces, quotas, LimitRanges) when ``isolation``, as site.yml orders them."""
     variables = {"teams": teams, "team_isolation_kubeconfig": kubeconfig, "processing_kubeconfig": kubeconfig,
                  "processing_enabled": True, "processing_instance": INSTANCE, "processing_crds_file": crds,
-                 "processing_spark_namespace": SPARK_NS, "processing_flink_namespace": FLINK_NS}
+                 "processing_spark_namespace": SPARK_NS, "processing_flink_namespace": FLINK_NS,
+                 "processing_airflow": True, "processing_airflow_namespace": AIRFLOW_NS}
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
     vars_file.chmod(0o600)
@@ -174,6 +182,16 @@ def test_operators_and_team_access_converge_and_are_idempotent(kubeconfig, api_c
     assert flink.status.ready_replicas == spark.status.ready_replicas == 1
     config = client.CoreV1Api(api_client).read_namespaced_config_map(f"{processing.FLINK_OPERATOR}-config", FLINK_NS)
     assert "kubernetes.operator.watched.namespaces: it-proc-a\n" in config.data["config.yaml"]
+    # Airflow: its three Deployments Ready, the DAG ConfigMap holds exactly the role's files/dags/*.py, the
+    # metadata database comes from the Secret (a reference, no value in any object the role applied).
+    airflow = {d.metadata.name: d for d in apps.list_namespaced_deployment(AIRFLOW_NS).items}
+    assert sorted(airflow) == ["airflow-api-server", "airflow-dag-processor", "airflow-scheduler"]
+    assert all(d.status.ready_replicas == 1 for d in airflow.values())
+    dags = client.CoreV1Api(api_client).read_namespaced_config_map("airflow-dags", AIRFLOW_NS)
+    assert sorted(dags.data or {}) == DAGS
+    env = {e.name: e for e in airflow["airflow-scheduler"].spec.template.spec.containers[0].env}
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].value_from.secret_key_ref.name == "airflow"
+    assert airflow["airflow-scheduler"].spec.template.spec.init_containers[0].args == ["db", "migrate"]
     assert role_names(api_client, "it-proc-a") == {"mlops-spark-driver", "mlops-spark-operator", "mlops-flink-job",
                                                    "mlops-flink-operator", "mlops-processing-edit", "mlops-processing-view"}
     assert role_names(api_client, "it-proc-b") == {"mlops-spark-driver", "mlops-spark-operator", "mlops-processing-edit",

@@ -77,12 +77,15 @@ def test_settings_and_team_keys_are_checked():
     bad_teams = [{"name": "x", "processing": {"spark": "yes", "airflow": True}}, {"name": "y", "processing": ["spark"]}]
     errors = processing.variable_errors({**VALUES, "processing_teams": bad_teams, "processing_crds_file": "/nonexistent.json",
                                          "processing_flink_namespace": "spark-operator", "processing_airflow": True,
+                                         "processing_airflow_namespace": "kube-system",
+                                         "processing_airflow_dags": {"bad name.py": "x" * 1100 * 1024},
                                          "processing_instance": "Bad_Name",
                                          "processing_spark_application": {"driver": {"cpu": "lots"}}}, {})
-    assert errors[0].startswith("processing_airflow: true, but the processing role does not deploy Airflow yet")
     joined = "\n".join(errors)
-    for part in ("processing_instance: 'Bad_Name' is not a DNS-1123 label",
-                 "processing_flink_namespace: the same as processing_spark_namespace",
+    for part in ("processing_airflow_namespace: 'kube-system' is a Kubernetes system namespace",
+                 "processing_airflow_dags: 'bad name.py' is not a ConfigMap key",
+                 "processing_airflow_dags: 1126400 bytes of DAGs do not fit in one ConfigMap","processing_instance: 'Bad_Name' is not a DNS-1123 label",
+                 "processing_flink_namespace: the same as processing_spark_namespace. Fix: give each component its own",
                  "processing_crds_file: /nonexistent.json does not exist",
                  "processing_spark_application.driver.cpu: 'lots' is not a Kubernetes quantity",
                  "processing_spark_application.driver.memory: missing",
@@ -90,7 +93,7 @@ def test_settings_and_team_keys_are_checked():
                  "team 'x': processing: unknown key(s) airflow", "team 'x': processing.spark: 'yes' is not a boolean",
                  "team 'y': processing: must be a mapping"):
         assert part in joined, part
-    # A team namespace is no place for an operator; everything off checks nothing but Airflow.
+    # A team namespace is no place for an operator; everything off checks nothing.
     assert processing.variable_errors({**VALUES, "processing_teams": TEAMS, "processing_spark_namespace": "b-two"}, {}) == [
         "processing_spark_namespace: 'b-two' is a team namespace. Fix: give the operator a namespace of its own"]
     assert processing.variable_errors({"processing_enabled": False, "processing_teams": bad_teams}, {}) == []
@@ -139,3 +142,26 @@ def test_the_role_prunes_every_kind_it_applies():
     plan = processing.processing_plan(TEAMS, settings())
     applied = {(o["apiVersion"], o["kind"]) for o in processing.processing_objects(plan, settings())}
     assert applied - pruned == {("v1", "Namespace")}
+
+
+def test_airflow_reads_its_secret_and_ships_the_dag_files(tmp_path):
+    assert processing.dag_files([]) == {}
+    (tmp_path / "b.py").write_text("# b\n")
+    (tmp_path / "a.py").write_text("# a\n")
+    dags = processing.dag_files([str(tmp_path / "b.py"), str(tmp_path / "a.py")])
+    assert dags == {"a.py": "# a\n", "b.py": "# b\n"}
+    objects = processing.processing_objects(processing.processing_plan([], settings(processing_spark=False, processing_flink=False)),
+                                            settings(processing_spark=False, processing_flink=False, processing_airflow=True,
+                                                     processing_airflow_dags=dags))
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert kinds == {("Namespace", "airflow"), ("ServiceAccount", "airflow"), ("ConfigMap", "airflow-dags"),
+                     ("Service", "airflow-api-server"), ("Deployment", "airflow-api-server"), ("Deployment", "airflow-scheduler"),
+                     ("Deployment", "airflow-dag-processor")}
+    config = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert config["data"] == dags
+    scheduler = next(o for o in objects if o["metadata"]["name"] == "airflow-scheduler")["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in scheduler["containers"][0]["env"]}
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == {
+        "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "valueFrom": {"secretKeyRef": {"name": "airflow", "key": "sql_alchemy_conn"}}}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc:5000"
+    assert scheduler["initContainers"][0]["args"] == ["db", "migrate"]
