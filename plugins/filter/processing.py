@@ -7,6 +7,7 @@
 - ``processing_plan(teams, settings)``: the team namespaces that enable Spark and Flink.
 - ``processing_objects(plan, settings)``: operators, their RBAC, and each enabled namespace's ServiceAccounts and Roles.
 - ``processing_dag_files(paths)``: ``{file name: source}`` of the DAG files, read on the controller.
+- ``processing_teardown_jobs(teams, values)``: the teams' Spark and Flink job kinds per namespace, for teardown.
 - ``processing_examples(plan, settings)``: a SparkApplication and a FlinkDeployment per enabled namespace.
 """
 
@@ -26,4 +27,5 @@ class FilterModule:
             "processing_objects": "processing_objects",
             "processing_examples": "example_objects",
             "processing_dag_files": "dag_files",
+            "processing_teardown_jobs": "teardown_jobs",
         })

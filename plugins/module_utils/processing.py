@@ -629,6 +629,17 @@ def processing_objects(plan: dict, settings: dict) -> list[dict]:
     return sorted(objects, key=lambda o: o["kind"] != "Namespace")
 
 
+def teardown_jobs(teams: list | None, values: dict) -> list[dict]:
+    """The teams' job kinds per enabled namespace, to delete while the operators still run: their finalizers
+    need them, and a namespace whose FlinkDeployment keeps a finalizer no operator removes never goes away."""
+    settings = {**role_settings(values), "team_defaults": {}}
+    plan = processing_plan(teams, settings)
+    kinds = {"spark": [(SPARK_API, "ScheduledSparkApplication"), (SPARK_API, "SparkApplication")],
+             "flink": [(FLINK_API, "FlinkSessionJob"), (FLINK_API, "FlinkDeployment"), (FLINK_API, "FlinkStateSnapshot")]}
+    return [{"namespace": row["namespace"], "api_version": api, "kind": kind}
+            for row in plan["namespaces"] for engine in ENGINES if row[engine] for api, kind in kinds[engine]]
+
+
 # --------------------------------------------------------------------------------------------
 # What a team submits (test fixtures and the README's example)
 # --------------------------------------------------------------------------------------------

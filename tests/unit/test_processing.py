@@ -165,3 +165,12 @@ def test_airflow_reads_its_secret_and_ships_the_dag_files(tmp_path):
         "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "valueFrom": {"secretKeyRef": {"name": "airflow", "key": "sql_alchemy_conn"}}}
     assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow.mlflow.svc:5000"
     assert scheduler["initContainers"][0]["args"] == ["db", "migrate"]
+
+
+def test_teardown_deletes_the_jobs_of_enabled_namespaces_only():
+    jobs = processing.teardown_jobs(TEAMS, {"processing_spark": True, "processing_flink": False})
+    assert {(j["namespace"], j["kind"]) for j in jobs} == {
+        (ns, kind) for ns in ("team-a", "b-one", "b-two") for kind in ("ScheduledSparkApplication", "SparkApplication")}
+    assert processing.teardown_jobs(TEAMS, {}) == []
+    both = processing.teardown_jobs(TEAMS[:1], {"processing_enabled": True})
+    assert [j["kind"] for j in both][-3:] == ["FlinkSessionJob", "FlinkDeployment", "FlinkStateSnapshot"]
