@@ -190,7 +190,7 @@ def _quota_errors(where: str, pods: list[tuple[str, dict]], quota: dict) -> list
     errors = []
     for kind in ("requests", "limits"):
         for resource, hard in (quota.get(kind) or {}).items():
-            used = sum((parse_quantity(p[kind][resource]) for _, p in pods if resource in p[kind]), Fraction(0))
+            used = sum((parse_quantity(pod[kind][resource]) for _name, pod in pods if resource in pod[kind]), Fraction(0))
             if used > parse_quantity(hard):
                 errors.append(f"{where}: one application's {kind}.{resource} "
                               f"{format_quantity(used, binary=resource == 'memory')} is above the team's quota {hard}")

@@ -80,6 +80,7 @@ def converged(kubeconfig, api_client, crds_file, tmp_path_factory):
         for item in rbac.list_cluster_role(label_selector=selector).items:
             rbac.delete_cluster_role(item.metadata.name)
 
+
 def converge(tmp_path: pathlib.Path, kubeconfig: str, crds: str, teams: list, *args: str, isolation: bool = False):
     """processing, after team_isolation (namespaces, quotas, LimitRanges) when ``isolation``, as site.yml orders them."""
     variables = {"teams": teams, "team_isolation_kubeconfig": kubeconfig, "processing_kubeconfig": kubeconfig,

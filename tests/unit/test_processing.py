@@ -84,7 +84,8 @@ def test_settings_and_team_keys_are_checked():
     joined = "\n".join(errors)
     for part in ("processing_airflow_namespace: 'kube-system' is a Kubernetes system namespace",
                  "processing_airflow_dags: 'bad name.py' is not a ConfigMap key",
-                 "processing_airflow_dags: 1126400 bytes of DAGs do not fit in one ConfigMap","processing_instance: 'Bad_Name' is not a DNS-1123 label",
+                 "processing_airflow_dags: 1126400 bytes of DAGs do not fit in one ConfigMap",
+                 "processing_instance: 'Bad_Name' is not a DNS-1123 label",
                  "processing_flink_namespace: the same as processing_spark_namespace. Fix: give each component its own",
                  "processing_crds_file: /nonexistent.json does not exist",
                  "processing_spark_application.driver.cpu: 'lots' is not a Kubernetes quantity",
