@@ -17,6 +17,7 @@ from ansible_collections.mlops.platform.plugins.module_utils import (
     kafka,
     mlflow,
     monitoring,
+    processing,
     redis,
     secrets,
     seldon_task,
@@ -43,7 +44,8 @@ def test_every_checked_role_has_a_spec_and_a_function():
     for role, (module, function) in SEMANTIC_CHECKS.items():
         assert role_spec(role)
         module_obj = {"teams": teams, "storage": storage, "mlflow": mlflow, "monitoring": monitoring, "secrets": secrets,
-                      "seldon_task": seldon_task, "kafka": kafka, "gitops": gitops, "redis": redis}[module]
+                      "seldon_task": seldon_task, "kafka": kafka, "gitops": gitops, "redis": redis,
+                      "processing": processing}[module]
         assert callable(getattr(module_obj, function))
 
 
