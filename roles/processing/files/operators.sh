@@ -19,19 +19,18 @@ SPARK_OPERATOR_VERSION="${SPARK_OPERATOR_VERSION:-v2.4.0}"
 # 1.10.0: the newest flink-kubernetes-operator-api in the Maven registry when this was pinned
 # (the operator's own jar stops at 1.7.0 there); the api jar holds the generated CRDs.
 FLINK_OPERATOR_VERSION="${FLINK_OPERATOR_VERSION:-1.10.0}"
-CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+export LOG_TAG=operators  # the shared functions tag their log lines with it
+# shellcheck source-path=SCRIPTDIR source=../../../scripts/lib/upstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/upstream.sh"
 CRDS_FILE="$CACHE_DIR/upstream/processing-spark-operator-$SPARK_OPERATOR_VERSION-flink-operator-$FLINK_OPERATOR_VERSION-crds.json"
 SPARK_MODULE="github.com/kubeflow/spark-operator/v2"
 FLINK_ARTIFACT="org.apache.flink:flink-kubernetes-operator-api:$FLINK_OPERATOR_VERSION"
 FLINK_JAR="$CACHE_DIR/m2/org/apache/flink/flink-kubernetes-operator-api/$FLINK_OPERATOR_VERSION/flink-kubernetes-operator-api-$FLINK_OPERATOR_VERSION.jar"
 
-log() { printf '[operators] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 spark_module_dir() {
   local dir
-  dir=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$SPARK_MODULE@$SPARK_OPERATOR_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -d $dir/config/crd/bases ]] || die "could not download $SPARK_MODULE@$SPARK_OPERATOR_VERSION from the Go module proxy"
+  dir=$(GOFLAGS=-mod=mod module_dir "$SPARK_MODULE@$SPARK_OPERATOR_VERSION")
+  [[ -d $dir/config/crd/bases ]] || die "$SPARK_MODULE@$SPARK_OPERATOR_VERSION has no config/crd/bases"
   echo "$dir"
 }
 
@@ -49,16 +48,13 @@ cmd_crds() {
   command -v go >/dev/null || die "go is not on PATH: the Spark operator's CRDs come from its Go module"
   command -v mvn >/dev/null || die "mvn is not on PATH: install Maven (apt-get install maven)"
   mkdir -p "$CACHE_DIR/upstream"
-  # One fetch at a time: a second caller waits for the first, then finds the cache warm.
-  exec 9>"$CACHE_DIR/processing-operators.lock"
-  flock 9
+  build_lock processing-operators
   if [[ ! -s $CRDS_FILE ]]; then
     local start=$SECONDS spark jar python
     log "fetching $SPARK_MODULE@$SPARK_OPERATOR_VERSION and $FLINK_ARTIFACT"
     spark=$(spark_module_dir)
     jar=$(flink_jar)
-    python=$(command -v python3)
-    [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]] && python=$VIRTUAL_ENV/bin/python
+    python=$(python_bin)
     # JSON, not YAML: a converge reads the 1.5 MiB of CRDs in milliseconds. The CRDs as upstream
     # wrote them, with the labels the collection puts on everything it applies (teardown finds them).
     "$python" - "$spark" "$jar" "$SPARK_MODULE@$SPARK_OPERATOR_VERSION" "$FLINK_ARTIFACT" "$CRDS_FILE.tmp" <<'PY'
@@ -93,7 +89,7 @@ PY
     mv "$CRDS_FILE.tmp" "$CRDS_FILE"
     log "CRDs of the Spark operator $SPARK_OPERATOR_VERSION and the Flink operator $FLINK_OPERATOR_VERSION in $CRDS_FILE ($((SECONDS - start)) s)"
   fi
-  exec 9>&-
+  build_unlock
   echo "$CRDS_FILE"
 }
 
