@@ -50,13 +50,13 @@ install() {
   [[ -x $VENV/bin/python ]] || "$py" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$REQS"
   "$VENV/bin/python" -m pip check >&2
+  log "installed Airflow $("$VENV/bin/airflow" version)"
   echo "$want" >"$stamp"
 }
 
 case "${1:-env}" in
   env)
     install
-    "$VENV/bin/airflow" version >&2
     echo "$VENV/bin"
     ;;
   path)
