@@ -46,7 +46,7 @@ def airflow_bin() -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def mlflow_and_airflow(tmp_path_factory, mlflow_bin, airflow_bin):
-    """(MLflow URL, admin password, Airflow's environment): MLflow starts while Airflow's database migrates."""
+    """MLflow's URL and admin password, Airflow's environment: MLflow starts while Airflow's database migrates."""
     tmp = tmp_path_factory.mktemp("airflow-dag")
     password = secrets.token_urlsafe(18)
     auth = tmp / "basic_auth.ini"
@@ -79,7 +79,7 @@ def mlflow_and_airflow(tmp_path_factory, mlflow_bin, airflow_bin):
                                  capture_output=True, text=True, timeout=300, check=False)
         assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
         wait_http(url + "/health", timeout=240, proc=server)
-        yield url, password, env
+        yield {"url": url, "password": password, "env": env}
     finally:
         stop(server)
         log.close()
@@ -119,7 +119,7 @@ def test_dagbag_imports_the_dags_without_errors(airflow_bin):
 
 
 def test_smoke_dag_logs_a_run_that_mlflow_keeps(airflow_bin, mlflow_and_airflow):
-    url, password, env = mlflow_and_airflow
+    url, password, env = (mlflow_and_airflow[k] for k in ("url", "password", "env"))
     proc, state, tasks = dags_test(airflow_bin, env, MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_USERNAME=ADMIN,
                                    MLFLOW_TRACKING_PASSWORD=password)
     assert proc.returncode == 0 and state == "success", proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -138,7 +138,7 @@ def test_smoke_dag_logs_a_run_that_mlflow_keeps(airflow_bin, mlflow_and_airflow)
 
 
 def test_smoke_dag_fails_with_a_wrong_password(airflow_bin, mlflow_and_airflow):
-    url, _, env = mlflow_and_airflow
+    url, env = mlflow_and_airflow["url"], mlflow_and_airflow["env"]
     proc, state, tasks = dags_test(airflow_bin, env, MLFLOW_TRACKING_URI=url, MLFLOW_TRACKING_USERNAME=ADMIN,
                                    MLFLOW_TRACKING_PASSWORD="not-the-password")
     assert proc.returncode != 0 and state == "failed"
@@ -149,7 +149,7 @@ def test_smoke_dag_fails_with_a_wrong_password(airflow_bin, mlflow_and_airflow):
 
 
 def test_smoke_dag_fails_when_mlflow_is_unreachable(airflow_bin, mlflow_and_airflow):
-    _, _, env = mlflow_and_airflow
+    env = mlflow_and_airflow["env"]
     closed = f"http://127.0.0.1:{free_port()}"
     proc, state, tasks = dags_test(airflow_bin, env, MLFLOW_TRACKING_URI=closed)
     assert proc.returncode != 0 and state == "failed"
