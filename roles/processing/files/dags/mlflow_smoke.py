@@ -83,6 +83,8 @@ def mlflow_smoke():
         import os
 
         name = os.environ.get("MLFLOW_SMOKE_EXPERIMENT", EXPERIMENT_DEFAULT)
+        if not name or "'" in name:
+            raise ValueError(f"MLFLOW_SMOKE_EXPERIMENT {name!r}: an experiment name without single quotes")
         found = _call("POST", "/api/2.0/mlflow/experiments/search",
                       {"max_results": 10, "filter": f"name = '{name}'"})
         for experiment in found.get("experiments", []):
