@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 CLUSTER := roles/cluster/files/offline-cluster.sh
 INVENTORY ?= inventories/local
 
-.PHONY: help setup mlflow-env platform test lint sanity units molecule cluster-build cluster-up cluster-down cluster-status build docs clean
+.PHONY: help setup mlflow-env airflow-env platform test lint sanity units molecule cluster-build cluster-up cluster-down cluster-status build docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -20,6 +20,9 @@ setup:  ## install the pinned toolchain (.venv) and link the collection
 
 mlflow-env: setup  ## install the pinned MLflow (.venv-mlflow) for the real-process tests
 	@scripts/mlflow-env.sh >/dev/null
+
+airflow-env: setup  ## install the pinned Airflow (.venv-airflow) that runs roles/processing/files/dags
+	@roles/processing/files/airflow.sh env >/dev/null
 
 platform: setup  ## converge playbooks/site.yml on $(INVENTORY) (default: local)
 	ansible-playbook playbooks/site.yml -i $(INVENTORY)

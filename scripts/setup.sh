@@ -3,6 +3,7 @@
 #   - .venv with the pinned Python toolchain (Python 3.12, from pyenv when it is not on PATH)
 #   - .collections/ansible_collections/mlops/platform -> this checkout, so `mlops.platform.*`
 #     resolves for ansible-playbook, ansible-lint, ansible-doc and Molecule (ansible.cfg)
+#   - .venv-mlflow and .venv-airflow: the pinned MLflow and Airflow the real-process tests run
 #   - the pip bootstrap that offline `ansible-test sanity` needs
 #   - Debian packages the gate uses (shellcheck for ansible-test's shellcheck test)
 #   - the Prometheus Operator's CRDs from its pinned Go module (the monitoring role applies them)
@@ -57,6 +58,9 @@ fi
 # 1b. the real MLflow of tests/integration/test_mlflow_real.py, in its own venv (.venv-mlflow):
 #     its dependency tree would fight requirements.txt; reinstalled only when requirements-mlflow.txt changes.
 scripts/mlflow-env.sh >/dev/null
+# 1c. the pinned Airflow that runs the processing role's DAGs (tests/integration/test_airflow_dag.py), in its
+#     own venv (.venv-airflow) from a full lock: about a minute cold; reinstalled only when the lock changes.
+roles/processing/files/airflow.sh env >/dev/null
 
 # 2. the collection on a collections path, without copying it.
 mkdir -p .collections/ansible_collections/mlops
