@@ -51,6 +51,12 @@ DEFAULT_COMPONENTS = {
     "seldon-crds": {"component": "seldon", "wave": 3},
     "seldon-runtimes": {"component": "seldon", "wave": 3},
 }
+# The API server fills a StatefulSet's volumeClaimTemplates with apiVersion, kind and status.phase: Pending;
+# Argo CD's diff would keep such an Application OutOfSync forever (argo-cd issues 11143, 16707), with no
+# difference a sync could remove. Only these server-filled fields are ignored; the claims' spec is compared.
+IGNORE_DIFFERENCES = [{"group": "apps", "kind": "StatefulSet", "jqPathExpressions": [
+    ".spec.volumeClaimTemplates[]?.apiVersion", ".spec.volumeClaimTemplates[]?.kind",
+    ".spec.volumeClaimTemplates[]?.status", ".spec.volumeClaimTemplates[]?.metadata.creationTimestamp"]}]
 # Bundles that only read back (a check-mode comparison of objects another bundle already renders).
 READ_ONLY_BUNDLES = ("team_isolation_verify",)
 LABELS = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform",
@@ -251,6 +257,7 @@ def argocd_objects(params: dict, waves: dict[str, int]) -> list[dict]:
                                "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "1m"}}}}
         if automated:
             spec["syncPolicy"]["automated"] = automated
+        spec["ignoreDifferences"] = IGNORE_DIFFERENCES
         out.append({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                     "metadata": {"name": f"{params['prefix']}{component}", "namespace": namespace, "labels": LABELS,
                                  "annotations": {"argocd.argoproj.io/sync-wave": str(wave)},

@@ -71,6 +71,7 @@ def test_the_tree_is_deterministic_with_waves_projects_and_a_kustomization_per_c
     assert apps["mlops-mlflow"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "2"
     assert apps["mlops-mlflow"]["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": False}
     assert apps["mlops-root"]["spec"]["source"]["path"] == "argocd"
+    assert apps["mlops-mlflow"]["spec"]["ignoreDifferences"][0]["kind"] == "StatefulSet"
     assert "argocd/application-argocd-mlops-root.yaml" not in files  # the root points at the tree
     projects = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "AppProject"}
     assert [d["namespace"] for d in projects["team-team-b"]["destinations"]] == ["b1", "b2"]
