@@ -337,13 +337,20 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
         if params["engine"] == "argocd":
             # Not in the tree (it points at it): the root of the app-of-apps, applied by the role.
             delivery = [*delivery, argocd_root(params)]
-    # A hard-refresh request per Application (only the annotation, applied under a field manager of its own).
+    # What the role applies itself. Argo CD: the AppProjects and the root only; the root then creates the
+    # component Applications wave by wave (applied directly, all of them would sync at once and the waves
+    # would order nothing). Flux: everything (dependsOn orders the Kustomizations).
+    bootstrap = [o for o in delivery if o["kind"] == "AppProject" or o["metadata"]["name"] == f"{params['prefix']}root"] \
+        if params["engine"] == "argocd" else delivery
+    # A hard-refresh request for the root (only the annotation, applied under a field manager of its own);
+    # gitops_status asks the same of each component Application once it exists.
     refresh = [{"apiVersion": o["apiVersion"], "kind": o["kind"],
                 "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
                              "annotations": {"argocd.argoproj.io/refresh": "hard"}}}
-               for o in delivery if o["kind"] == "Application"]
+               for o in bootstrap if o["kind"] == "Application"]
     facts = {"components": {c: {"wave": waves[c], "objects": len(rendered[c])} for c in sorted(rendered)},
-             "ignored": sorted(set(ignored)), "sealed": sealed, "delivery": delivery, "refresh": refresh}
+             "ignored": sorted(set(ignored)), "sealed": sealed, "delivery": delivery, "bootstrap": bootstrap,
+             "refresh": refresh}
     return files, facts
 
 

@@ -72,7 +72,14 @@ components: {description: "Component -> {wave, objects}.", returned: always, typ
 ignored: {description: Read-only bundles (a check-mode read-back) left out of the tree., returned: always, type: list, elements: str}
 sealed: {description: "The Secrets sealed into SealedSecrets (C(<component>: Secret <namespace>/<name>)).", returned: always, type: list, elements: str}
 delivery: {description: The Argo CD or Flux objects (also in the tree)., returned: always, type: list, elements: dict}
-refresh: {description: "A hard-refresh request (annotation only) per Argo CD Application.", returned: always, type: list, elements: dict}
+bootstrap:
+  description:
+    - What the role applies itself. Argo CD, the AppProjects and the root Application only (the root creates the
+      component Applications wave by wave); Flux, every object of RV(delivery).
+  returned: always
+  type: list
+  elements: dict
+refresh: {description: "A hard-refresh request (annotation only) for the root Application.", returned: always, type: list, elements: dict}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -178,7 +178,7 @@ def converge(gitops: dict, *extra: str):
                         "-e", f"gitops_repo_dir={repo}",
                         "-e", f"gitops_destination_server={gitops['server']}",
                         "-e", f"gitops_sealing_cert={gitops['work'] / 'sealing-cert.pem'}",
-                        "-e", f"@{gitops['seed']}",
+                        "-e", f"@{gitops['seed']}", "-e", "gitops_wait_timeout=600",
                         *extra)
 
 
@@ -264,18 +264,23 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     waves = {name: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name, a in apps.items()
              if name != "mlops-root"}
     assert waves == {f"mlops-{c}": w for c, w in COMPONENTS.items()}
-    # The waves in order: the root creates a wave's Applications only once every Application of the wave
-    # before is Healthy, so each wave's first sync (status.history[0]) starts after the earlier waves' ended.
-    first_sync = {n: apps[n]["status"]["history"][0] for n in waves}
-    for wave in sorted(set(waves.values()))[1:]:
-        before = max(first_sync[n]["deployedAt"] for n, w in waves.items() if w < wave)
-        started = min(first_sync[n]["deployStartedAt"] for n, w in waves.items() if w == wave)
-        assert before <= started, f"wave {wave} started syncing at {started}, before the earlier waves ended ({before})"
-    print(f"[figure] first syncs: { {n: (waves[n], s['deployStartedAt'], s['deployedAt']) for n, s in sorted(first_sync.items())} }")
-    # Storage's objects exist before MLflow's (the same order as the push path's roles).
-    stamps = {n: json.loads(ok(kubectl(kubeconfig, "get", "namespace", n, "-o", "json")))["metadata"]["creationTimestamp"]
-              for n in ("financial-ml", "minio", "kafka", "mlflow", "monitoring")}
-    assert stamps["financial-ml"] <= stamps["minio"] <= stamps["mlflow"] and stamps["minio"] <= stamps["monitoring"], stamps
+    # The waves in order: the root creates a wave's Applications only once every Application of the waves
+    # before is Healthy, so an object of an earlier wave's component exists before a later wave's Application
+    # (and so before any of its objects): team namespaces < mlops-storage < the minio namespace < mlops-mlflow...
+    def created(kind: str, name: str, namespace: str | None = None) -> str:
+        where = ["-n", namespace] if namespace else []
+        return json.loads(ok(kubectl(kubeconfig, "get", kind, name, *where, "-o", "json")))["metadata"]["creationTimestamp"]
+
+    first_object = {"team-isolation": created("namespace", "financial-ml"), "storage": created("namespace", "minio"),
+                    "kafka": created("namespace", "kafka"), "mlflow": created("namespace", "mlflow"),
+                    "monitoring": created("namespace", "monitoring"),
+                    "secrets": created("sealedsecrets.bitnami.com", "grafana-admin", "monitoring")}
+    app_created = {c: apps[f"mlops-{c}"]["metadata"]["creationTimestamp"] for c in COMPONENTS}
+    for early, wave_a in COMPONENTS.items():
+        for late, wave_b in COMPONENTS.items():
+            if wave_a < wave_b:
+                assert first_object[early] <= app_created[late] <= first_object[late], (early, late, first_object, app_created)
+    print(f"[figure] Application created / first object: { {c: (COMPONENTS[c], app_created[c], first_object[c]) for c in COMPONENTS} }")
     settings = json.loads(ok(kubectl(kubeconfig, "get", "configmap", "argocd-cm", "-n", "argocd", "-o", "json")))["data"]
     assert "obj.status.health.status" in settings["resource.customizations.health.argoproj.io_Application"]
     synced_teams = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in team_objects(kubeconfig)}

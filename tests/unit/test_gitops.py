@@ -72,6 +72,10 @@ def test_the_tree_is_deterministic_with_waves_projects_and_a_kustomization_per_c
     assert apps["mlops-mlflow"]["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": False}
     assert apps["mlops-root"]["spec"]["source"]["path"] == "argocd"
     assert apps["mlops-mlflow"]["spec"]["ignoreDifferences"][0]["kind"] == "StatefulSet"
+    # The role applies the projects and the root; the root creates the component Applications by wave.
+    assert sorted(o["metadata"]["name"] for o in facts["bootstrap"]) == ["mlops-platform", "mlops-root", "team-team-a",
+                                                                         "team-team-b"]
+    assert [o["metadata"]["name"] for o in facts["refresh"]] == ["mlops-root"]
     assert "argocd/application-argocd-mlops-root.yaml" not in files  # the root points at the tree
     projects = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "AppProject"}
     assert [d["namespace"] for d in projects["team-team-b"]["destinations"]] == ["b1", "b2"]
@@ -156,9 +160,9 @@ def test_sealing_needs_a_seed_key_and_a_valid_certificate(tmp_path, sealing_cert
     render(tmp_path, "mlflow", [SECRET])
     with pytest.raises(gitops.GitOpsError, match="gitops_sealing_seed_key is empty"):
         gitops.build_tree(params(tmp_path, sealing_cert=sealing_cert_pem, sealing_seed_key=""))
-    with pytest.raises(gitops.GitOpsError, match="gitops_sealing_cert: .*valid PEM"):
+    with pytest.raises(gitops.GitOpsError, match=r"gitops_sealing_cert: .*valid PEM"):
         gitops.build_tree(params(tmp_path, sealing_cert="-----BEGIN CERTIFICATE-----\nnope\n", sealing_seed_key="k"))
-    with pytest.raises(gitops.GitOpsError, match="gitops_sealing_cert: .*missing.pem"):
+    with pytest.raises(gitops.GitOpsError, match=r"gitops_sealing_cert: .*missing\.pem"):
         gitops.build_tree(params(tmp_path, sealing_cert=str(tmp_path / "missing.pem"), sealing_seed_key="k"))
     bad = {**SECRET, "stringData": None, "data": {"p": "%%% not base64"}}
     (tmp_path / "b").mkdir()
