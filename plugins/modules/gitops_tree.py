@@ -43,7 +43,7 @@ options:
   sealing_cert:
     description:
       - The Sealed Secrets controller's certificate (PEM), or the path of a file holding it
-        (C(kubeseal --fetch-cert), or GET C(/v1/cert.pem) of the controller). Empty: plain Secrets are refused.
+        (C(kubeseal --fetch-cert), or GET C(/v1/cert.pem) of the controller). Empty, plain Secrets are refused.
     type: str
     default: ""
   sealing_seed_key:
