@@ -261,6 +261,7 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     waves = {name: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for name, a in apps.items()
              if name != "mlops-root"}
     assert waves == {f"mlops-{c}": w for c, w in COMPONENTS.items()}
+
     # The waves in order: the root creates a wave's Applications only once every Application of the waves
     # before is Healthy, so an object of an earlier wave's component exists before a later wave's Application
     # (and so before any of its objects): team namespaces < mlops-storage < the minio namespace < mlops-mlflow...
@@ -277,7 +278,8 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
         for late, wave_b in COMPONENTS.items():
             if wave_a < wave_b:
                 assert first_object[early] <= app_created[late] <= first_object[late], (early, late, first_object, app_created)
-    print(f"[figure] Application created / first object: { {c: (COMPONENTS[c], app_created[c], first_object[c]) for c in COMPONENTS} }")
+    order = {c: (COMPONENTS[c], app_created[c], first_object[c]) for c in COMPONENTS}
+    print(f"[figure] Application created / first object: {order}")
     settings = json.loads(ok(kubectl(kubeconfig, "get", "configmap", "argocd-cm", "-n", "argocd", "-o", "json")))["data"]
     assert "obj.status.health.status" in settings["resource.customizations.health.argoproj.io_Application"]
 
@@ -306,8 +308,9 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     leaked = sum(1 for v in values if v in history or v in first.stdout)
     assert len(values) >= 6 and leaked == 0, f"{leaked} of {len(values)} secret values appear in Git or the output"
     head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    per_component = {c: len(o) for c, o in components.items()}
     print(f"[figure] {len(APPS)} Applications, {len(objects)} objects ({len(sealed)} SealedSecrets); "
-          f"per component: { {c: len(o) for c, o in components.items()} }")
+          f"per component: {per_component}")
 
     # A second converge: the same bytes (deterministic sealing), no commit, no change.
     mark = time.monotonic()
