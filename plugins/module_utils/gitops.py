@@ -10,11 +10,16 @@ The tree, every name derived from the objects, so the same inventory gives the s
     argocd/kustomization.yaml, application-<component>.yaml, appproject-<name>.yaml   (engine argocd)
     flux/kustomization.yaml, gitrepository.yaml, kustomization-<component>.yaml        (engine flux)
 
-A plain Secret never lands in the tree: the whole call fails before anything is written, naming each one.
+A plain Secret never lands in the tree: with the Sealed Secrets controller's certificate each one is sealed
+(strict scope, deterministic with a seed key, so the same inputs give the same bytes) into a SealedSecret that
+carries its labels, annotations and type; without a certificate the whole call fails before anything is written,
+naming each one and the fix. ExternalSecrets (the secrets role's external mode) hold no value and pass through.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -26,22 +31,41 @@ try:
 except ImportError:  # pragma: no cover - PyYAML comes with ansible-core
     yaml = None
 
+from ansible_collections.mlops.platform.plugins.module_utils import sealing
+
 ENGINES = ("none", "argocd", "flux")
-# Bundle name (k8s_bundle ``name``) -> (component directory, sync wave), seed 003's order: namespaces,
-# teams and secrets; then storage and the database; then MLflow; then serving.
+# Bundle name (k8s_bundle ``name``) -> (component directory, sync wave), seed 003's order: namespaces and
+# teams; then storage and Kafka; then MLflow, monitoring and the platform secrets; then serving. The secrets
+# sync in MLflow's and monitoring's wave, not before: some land in the namespaces those create (Grafana's
+# admin Secret in monitoring, site.yml runs secrets after monitoring for the same reason), and Grafana only
+# becomes healthy with it, so a later wave would wait forever (the Application's retry covers the moment
+# before the namespace exists). Every bundle the rendered roles write must be here (or in
+# gitops_components): an unknown one fails the call, since its objects would silently miss the tree.
 DEFAULT_COMPONENTS = {
     "team_isolation": {"component": "team-isolation", "wave": 0},
-    "secrets": {"component": "secrets", "wave": 0},
+    "secrets": {"component": "secrets", "wave": 2},
     "storage": {"component": "storage", "wave": 1},
     "kafka": {"component": "kafka", "wave": 1},
     "mlflow": {"component": "mlflow", "wave": 2},
     "monitoring": {"component": "monitoring", "wave": 2},
+    # Redis waits for its password Secret (secrets role, same wave); the operators of the processing
+    # layer only need the team namespaces.
+    "redis": {"component": "redis", "wave": 2},
+    "processing": {"component": "processing", "wave": 1},
     # The Seldon charts as Argo CD Applications or Flux HelmReleases (seldon role, gitops_charts.yml): the
     # controller and its CRDs are Healthy before the runtimes' wave applies SeldonRuntimes.
     "seldon-controller": {"component": "seldon-controller", "wave": 2},
     "seldon-crds": {"component": "seldon", "wave": 3},
     "seldon-runtimes": {"component": "seldon", "wave": 3},
 }
+# The API server fills a StatefulSet's volumeClaimTemplates with apiVersion, kind and status.phase: Pending;
+# Argo CD's diff would keep such an Application OutOfSync forever (argo-cd issues 11143, 16707), with no
+# difference a sync could remove. Only these server-filled fields are ignored; the claims' spec is compared.
+IGNORE_DIFFERENCES = [{"group": "apps", "kind": "StatefulSet", "jqPathExpressions": [
+    ".spec.volumeClaimTemplates[]?.apiVersion", ".spec.volumeClaimTemplates[]?.kind",
+    ".spec.volumeClaimTemplates[]?.status", ".spec.volumeClaimTemplates[]?.metadata.creationTimestamp"]}]
+# Bundles that only read back (a check-mode comparison of objects another bundle already renders).
+READ_ONLY_BUNDLES = ("team_isolation_verify",)
 LABELS = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform",
           "app.kubernetes.io/component": "gitops"}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -70,6 +94,12 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         value = values.get(name)
         if value is not None and not DNS_LABEL.match(str(value)):
             errors.append(f"{name}: {value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
+    if values.get("gitops_sealing_cert") and not values.get("gitops_sealing_seed_key"):
+        errors.append("gitops_sealing_seed_key: empty while gitops_sealing_cert is set; give a secret (vault) so that "
+                      "the sealing is deterministic and a second converge commits nothing")
+    unknown = [r for r in values.get("gitops_render_roles") or [] if r in ("cluster", "gitops")]
+    if unknown:
+        errors.append(f"gitops_render_roles: {', '.join(unknown)} render no platform object; remove them")
     waves = {}
     for bundle, spec in (values.get("gitops_components") or {}).items():
         if not isinstance(spec, dict) or not DNS_LABEL.match(str(spec.get("component", ""))):
@@ -95,20 +125,32 @@ def dump(obj) -> str:
 
 
 def read_rendered(render_dir: str, components: dict) -> tuple[dict[str, list[dict]], list[str]]:
-    """{component: objects} from the files k8s_bundle wrote (NNN-<name>.yaml), and the bundle names ignored."""
+    """{component: objects} from the files k8s_bundle wrote (NNN-<name>.yaml), and the read-only bundles ignored.
+
+    A bundle that maps to no component fails: its objects would be missing from the tree."""
     found: dict[str, list[dict]] = {}
     ignored = []
+    unknown = []
     for file_name in sorted(os.listdir(render_dir)):
         match = re.match(r"^\d+-(.+)\.yaml$", file_name)
         if not match:
             continue
         bundle = match.group(1)
-        if bundle not in components:
+        if bundle in READ_ONLY_BUNDLES and bundle not in components:
             ignored.append(bundle)
+            continue
+        if bundle not in components:
+            unknown.append(bundle)
             continue
         with open(os.path.join(render_dir, file_name), encoding="utf-8") as handle:
             objects = [d for d in yaml.safe_load_all(handle) if d]
         found.setdefault(components[bundle]["component"], []).extend(objects)
+    if unknown:
+        raise GitOpsError(
+            "rendered bundles that map to no component (their objects would miss the Git tree): "
+            + ", ".join(sorted(set(unknown))) + f"; known: {', '.join(sorted(components))}. Fix: add each to "
+            "gitops_components ({component: <dns label>, wave: <int>}, the defaults included when you set it), "
+            "or remove its role from gitops_render_roles")
     return found, ignored
 
 
@@ -116,6 +158,65 @@ def plain_secrets(tree: dict[str, list[dict]]) -> list[str]:
     return [f"{component}: Secret {o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
             for component, objects in sorted(tree.items()) for o in objects
             if o.get("kind") == "Secret" and o.get("apiVersion") == "v1"]
+
+
+def secret_values(obj: dict) -> dict[str, bytes]:
+    """The values of a v1 Secret as the API server would store them (data decoded, stringData over it)."""
+    values = {k: base64.b64decode(v or "") for k, v in (obj.get("data") or {}).items()}
+    values.update({k: str(v).encode() for k, v in (obj.get("stringData") or {}).items()})
+    return values
+
+
+def seed_key_bytes(seed_key: str) -> bytes:
+    """The HMAC key of the deterministic sealing, from the vaulted gitops_sealing_seed_key."""
+    return hashlib.sha256(b"mlops.platform/gitops/seal-seed/v1" + seed_key.encode()).digest()
+
+
+def seal_secrets(tree: dict[str, list[dict]], certificate: str, seed_key: str) -> list[str]:
+    """Replace every v1 Secret of the tree by its SealedSecret (strict scope), in place; the names sealed.
+
+    Deterministic with seed_key: the same certificate, names and values give the same ciphertext, so a
+    re-render commits nothing. Errors name the Secret, never a value."""
+    if not seed_key:
+        raise GitOpsError("gitops_sealing_seed_key is empty: sealing needs it (vaulted, no_log) so that a re-render "
+                          "gives the same ciphertext and a second converge commits nothing")
+    try:
+        public_key = sealing.load_public_key(certificate)
+    except sealing.SealingError as exc:
+        raise GitOpsError(f"gitops_sealing_cert: {exc}") from None
+    key = seed_key_bytes(seed_key)
+    sealed = []
+    for component, objects in sorted(tree.items()):
+        for index, obj in enumerate(objects):
+            if not (obj.get("kind") == "Secret" and obj.get("apiVersion") == "v1"):
+                continue
+            meta = obj["metadata"]
+            where = f"{component}: Secret {meta.get('namespace', '')}/{meta['name']}"
+            if not meta.get("namespace"):
+                raise GitOpsError(f"{where}: a strict SealedSecret needs the Secret's namespace in its metadata")
+            try:
+                objects[index] = sealing.sealed_secret(
+                    public_key, meta["name"], meta["namespace"], secret_values(obj), scope="strict",
+                    secret_type=obj.get("type") or "Opaque", labels=meta.get("labels"),
+                    annotations=meta.get("annotations"), seed_key=key)
+            except sealing.SealingError as exc:
+                raise GitOpsError(f"{where}: cannot be sealed ({exc})") from None
+            except (ValueError, TypeError) as exc:  # the message could quote a value: only its type
+                raise GitOpsError(f"{where}: cannot be sealed (a value is not valid base64 or text: {type(exc).__name__})") from None
+            sealed.append(where)
+    return sealed
+
+
+def read_certificate(value: str) -> str:
+    """gitops_sealing_cert: the PEM itself, or the path of a file holding it."""
+    if not value or "-----BEGIN" in value:
+        return value
+    try:
+        with open(os.path.expanduser(value), encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise GitOpsError(f"gitops_sealing_cert: {value}: {exc.strerror}; give the PEM or the path of a file holding "
+                          "it (kubeseal --fetch-cert, or GET /v1/cert.pem of the controller)") from None
 
 
 def component_files(objects: list[dict]) -> dict[str, str]:
@@ -163,6 +264,7 @@ def argocd_objects(params: dict, waves: dict[str, int]) -> list[dict]:
                                "retry": {"limit": 5, "backoff": {"duration": "5s", "factor": 2, "maxDuration": "1m"}}}}
         if automated:
             spec["syncPolicy"]["automated"] = automated
+        spec["ignoreDifferences"] = IGNORE_DIFFERENCES
         out.append({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
                     "metadata": {"name": f"{params['prefix']}{component}", "namespace": namespace, "labels": LABELS,
                                  "annotations": {"argocd.argoproj.io/sync-wave": str(wave)},
@@ -210,10 +312,16 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
     rendered, ignored = read_rendered(params["render_dir"], components)
     if not rendered:
         raise GitOpsError(f"{params['render_dir']}: no rendered component (run the platform roles with mlops_render_only first)")
+    certificate = read_certificate(params.get("sealing_cert") or "")
+    sealed = []
     secrets = plain_secrets(rendered)
-    if secrets:
-        raise GitOpsError("plain Secrets would land in the Git tree; seal them (secrets role, SealedSecret) or use "
-                          "ExternalSecrets: " + "; ".join(secrets))
+    if secrets and certificate:
+        sealed = seal_secrets(rendered, certificate, params.get("sealing_seed_key") or "")
+    elif secrets:
+        raise GitOpsError("plain Secrets would land in the Git tree (nothing was written): " + "; ".join(secrets)
+                          + ". Fix: set gitops_sealing_cert (the Sealed Secrets controller's certificate: kubeseal "
+                          "--fetch-cert or GET /v1/cert.pem) and gitops_sealing_seed_key (vault) so that each is "
+                          "sealed into a SealedSecret, or deliver them as ExternalSecrets (secrets_mode: external)")
     waves = {spec["component"]: spec["wave"] for spec in components.values() if spec["component"] in rendered}
     files = {}
     for component, objects in sorted(rendered.items()):
@@ -236,13 +344,20 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
         if params["engine"] == "argocd":
             # Not in the tree (it points at it): the root of the app-of-apps, applied by the role.
             delivery = [*delivery, argocd_root(params)]
-    # A hard-refresh request per Application (only the annotation, applied under a field manager of its own).
+    # What the role applies itself. Argo CD: the AppProjects and the root only; the root then creates the
+    # component Applications wave by wave (applied directly, all of them would sync at once and the waves
+    # would order nothing). Flux: everything (dependsOn orders the Kustomizations).
+    bootstrap = [o for o in delivery if o["kind"] == "AppProject" or o["metadata"]["name"] == f"{params['prefix']}root"] \
+        if params["engine"] == "argocd" else delivery
+    # A hard-refresh request for the root (only the annotation, applied under a field manager of its own);
+    # gitops_status asks the same of each component Application once it exists.
     refresh = [{"apiVersion": o["apiVersion"], "kind": o["kind"],
                 "metadata": {"name": o["metadata"]["name"], "namespace": o["metadata"]["namespace"],
                              "annotations": {"argocd.argoproj.io/refresh": "hard"}}}
-               for o in delivery if o["kind"] == "Application"]
+               for o in bootstrap if o["kind"] == "Application"]
     facts = {"components": {c: {"wave": waves[c], "objects": len(rendered[c])} for c in sorted(rendered)},
-             "ignored": sorted(set(ignored)), "delivery": delivery, "refresh": refresh}
+             "ignored": sorted(set(ignored)), "sealed": sealed, "delivery": delivery, "bootstrap": bootstrap,
+             "refresh": refresh}
     return files, facts
 
 

@@ -21,6 +21,14 @@ options:
   names: {description: Their names., type: list, elements: str, required: true}
   revision: {description: The Git commit every Application must have synced (Argo CD)., type: str}
   wait_timeout: {description: Seconds to wait; 0 reads once and fails when one is not there., type: int, default: 300}
+  refresh:
+    description:
+      - Argo CD with O(revision) - ask each Application for a hard refresh (annotation C(argocd.argoproj.io/refresh),
+        a merge patch) once, when it first exists and has not synced O(revision), as Argo CD's Git webhook would;
+        the repo server would otherwise keep the branch's older commit for minutes. Applications the root
+        creates later (sync waves) get theirs when they appear. Never creates an Application.
+    type: bool
+    default: false
   kubeconfig: {description: Path to the kubeconfig., type: path}
   context: {description: The kubeconfig context., type: str}
 attributes:
@@ -69,7 +77,8 @@ def main():
     module = AnsibleModule(argument_spec=dict(
         engine=dict(type="str", choices=["argocd", "flux"], default="argocd"), namespace=dict(type="str", required=True),
         names=dict(type="list", elements="str", required=True), revision=dict(type="str"),
-        wait_timeout=dict(type="int", default=300), kubeconfig=dict(type="path"), context=dict(type="str")),
+        wait_timeout=dict(type="int", default=300), kubeconfig=dict(type="path"), context=dict(type="str"),
+        refresh=dict(type="bool", default=False)),
         supports_check_mode=True)
     params = module.params
     api = ("argoproj.io/v1alpha1", "Application") if params["engine"] == "argocd" else \
@@ -77,9 +86,18 @@ def main():
     deadline = time.monotonic() + params["wait_timeout"]
     try:
         client = Client(Config.load(params["kubeconfig"], params["context"]))
+        refreshed: set[str] = set()
+        hard = {"metadata": {"annotations": {"argocd.argoproj.io/refresh": "hard"}}}
         while True:
-            found = {n: state(params["engine"], client.get(*api, n, params["namespace"]), params["revision"])
-                     for n in params["names"]}
+            live = {n: client.get(*api, n, params["namespace"]) for n in params["names"]}
+            if params["refresh"] and params["revision"] and params["engine"] == "argocd" and not module.check_mode:
+                for n, obj in live.items():
+                    synced = ((obj or {}).get("status") or {}).get("sync", {}).get("revision")
+                    if obj and n not in refreshed and synced != params["revision"]:
+                        client.request("PATCH", client.path(*api, n, params["namespace"]), hard,
+                                       content_type="application/merge-patch+json")
+                        refreshed.add(n)
+            found = {n: state(params["engine"], live[n], params["revision"]) for n in params["names"]}
             states = {n: result[1] for n, result in found.items()}
             waiting = sorted(n for n, result in found.items() if not result[0])
             if not waiting:

@@ -12,7 +12,11 @@ description:
   - Reads the files the platform roles wrote with C(mlops_render_only) (k8s_bundle O(render_dir)), one directory per
     component with a C(kustomization.yaml), deterministic file names, and makes the branch of a bare Git repository
     hold exactly that tree. A commit is made only when a file differs.
-  - Fails before writing anything when a plain Secret would land in the tree.
+  - Every plain C(v1 Secret) is sealed with O(sealing_cert) into a Bitnami C(SealedSecret) (strict scope; its
+    template carries the Secret's labels, annotations and type), deterministically with O(sealing_seed_key),
+    so a re-render gives the same bytes and commits nothing. ExternalSecrets pass through unchanged.
+  - Without O(sealing_cert) it fails before writing anything when a plain Secret would land in the tree,
+    naming each one and the fix. A rendered bundle that maps to no component fails too.
   - With O(engine=argocd) the tree also holds C(argocd/), the app-of-apps (an AppProject for the platform and one per
     team, one Application per component with its sync wave); with O(engine=flux) C(flux/) (a GitRepository and a
     Kustomization per component with C(dependsOn)). The objects are also returned as RV(delivery).
@@ -36,9 +40,21 @@ options:
   prune: {description: Prune what the tree no longer holds., type: bool, default: true}
   self_heal: {description: Undo changes made on the cluster by hand., type: bool, default: true}
   commit_message: {description: The commit message., type: str, default: mlops.platform render}
+  sealing_cert:
+    description:
+      - The Sealed Secrets controller's certificate (PEM), or the path of a file holding it
+        (C(kubeseal --fetch-cert), or GET C(/v1/cert.pem) of the controller). Empty, plain Secrets are refused.
+    type: str
+    default: ""
+  sealing_seed_key:
+    description:
+      - The secret from which the sealing randomness is derived (HMAC), so that the same inputs give the same
+        ciphertext. Required with O(sealing_cert); keep it in a vault. Never returned.
+    type: str
+    default: ""
 attributes:
   check_mode: {support: full, description: Reports whether a commit would be made and which files change; writes nothing.}
-  diff_mode: {support: none, description: Not supported.}
+  diff_mode: {support: none, description: "Not supported: the module returns file names only, never contents (which hold sealed values)."}
 """
 
 EXAMPLES = r"""
@@ -53,9 +69,17 @@ RETURN = r"""
 commit: {description: The branch's commit (null in check mode when one would be made)., returned: always, type: str}
 files_changed: {description: Paths that the commit changes., returned: always, type: list, elements: str}
 components: {description: "Component -> {wave, objects}.", returned: always, type: dict}
-ignored: {description: Rendered bundle names that map to no component., returned: always, type: list, elements: str}
+ignored: {description: Read-only bundles (a check-mode read-back) left out of the tree., returned: always, type: list, elements: str}
+sealed: {description: "The Secrets sealed into SealedSecrets (C(<component>: Secret <namespace>/<name>)).", returned: always, type: list, elements: str}
 delivery: {description: The Argo CD or Flux objects (also in the tree)., returned: always, type: list, elements: dict}
-refresh: {description: "A hard-refresh request (annotation only) per Argo CD Application.", returned: always, type: list, elements: dict}
+bootstrap:
+  description:
+    - What the role applies itself. Argo CD, the AppProjects and the root Application only (the root creates the
+      component Applications wave by wave); Flux, every object of RV(delivery).
+  returned: always
+  type: list
+  elements: dict
+refresh: {description: "A hard-refresh request (annotation only) for the root Application.", returned: always, type: list, elements: dict}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -71,6 +95,7 @@ ARGUMENT_SPEC = dict(
     destination_server=dict(type="str", default="https://kubernetes.default.svc"),
     automated=dict(type="bool", default=True), prune=dict(type="bool", default=True),
     self_heal=dict(type="bool", default=True), commit_message=dict(type="str", default="mlops.platform render"),
+    sealing_cert=dict(type="str", default=""), sealing_seed_key=dict(type="str", default="", no_log=True),
 )
 
 

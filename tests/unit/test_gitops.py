@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 
 import pytest
@@ -64,12 +65,17 @@ def test_the_tree_is_deterministic_with_waves_projects_and_a_kustomization_per_c
     assert yaml.safe_load(files["components/team-isolation/kustomization.yaml"])["resources"] == [
         "namespace-team-a.yaml", "serviceaccount-team-a-deployer.yaml"]
     assert facts["components"] == {"mlflow": {"wave": 2, "objects": 1}, "team-isolation": {"wave": 0, "objects": 2}}
-    assert facts["ignored"] == ["team_isolation_verify"]
+    assert facts["ignored"] == ["team_isolation_verify"] and facts["sealed"] == []
     apps = {o["metadata"]["name"]: o for o in facts["delivery"] if o["kind"] == "Application"}
     assert apps["mlops-team-isolation"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "0"
     assert apps["mlops-mlflow"]["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"] == "2"
     assert apps["mlops-mlflow"]["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": False}
     assert apps["mlops-root"]["spec"]["source"]["path"] == "argocd"
+    assert apps["mlops-mlflow"]["spec"]["ignoreDifferences"][0]["kind"] == "StatefulSet"
+    # The role applies the projects and the root; the root creates the component Applications by wave.
+    assert sorted(o["metadata"]["name"] for o in facts["bootstrap"]) == ["mlops-platform", "mlops-root", "team-team-a",
+                                                                         "team-team-b"]
+    assert [o["metadata"]["name"] for o in facts["refresh"]] == ["mlops-root"]
     assert "argocd/application-argocd-mlops-root.yaml" not in files  # the root points at the tree
     projects = {o["metadata"]["name"]: o["spec"] for o in facts["delivery"] if o["kind"] == "AppProject"}
     assert [d["namespace"] for d in projects["team-team-b"]["destinations"]] == ["b1", "b2"]
@@ -90,9 +96,80 @@ def test_flux_kustomizations_depend_on_the_wave_before(tmp_path):
 
 def test_a_plain_secret_is_refused_before_anything_is_written(tmp_path):
     render(tmp_path / "r", "mlflow", [DEPLOY, SECRET])
-    with pytest.raises(gitops.GitOpsError, match="mlflow: Secret mlflow/db"):
+    with pytest.raises(gitops.GitOpsError, match="mlflow: Secret mlflow/db") as refused:
         gitops.build_tree(params(tmp_path / "r"))
+    assert "gitops_sealing_cert" in str(refused.value) and "secrets_mode: external" in str(refused.value)
     assert not (tmp_path / "repo.git").exists()
+
+
+def test_a_bundle_mapping_to_no_component_fails_naming_it_and_the_fix(tmp_path):
+    render(tmp_path, "team_isolation", [NS])
+    render(tmp_path, "airflow", [SA])
+    with pytest.raises(gitops.GitOpsError, match=r"map to no component .*: airflow;.*gitops_components.*gitops_render_roles"):
+        gitops.build_tree(params(tmp_path))
+    mapped = gitops.build_tree(params(tmp_path, components={
+        **gitops.DEFAULT_COMPONENTS, "airflow": {"component": "airflow", "wave": 2}}))[1]
+    assert mapped["components"]["airflow"] == {"wave": 2, "objects": 1}
+
+
+def test_every_platform_role_but_seldon_and_cluster_maps_to_a_component():
+    spec = yaml.safe_load(open(gitops.__file__.replace("plugins/module_utils/gitops.py",
+                                                       "roles/gitops/meta/argument_specs.yml"), encoding="utf-8"))
+    roles = spec["argument_specs"]["main"]["options"]["gitops_render_roles"]["default"]
+    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "secrets", "kafka"]
+    assert set(roles) <= set(gitops.DEFAULT_COMPONENTS)
+    waves = {gitops.DEFAULT_COMPONENTS[r]["component"]: gitops.DEFAULT_COMPONENTS[r]["wave"] for r in roles}
+    assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "mlflow": 2, "monitoring": 2, "secrets": 2}
+
+
+LEAK = "s3cr3t-Val/ue+never-in-git"
+TLS = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+       "metadata": {"name": "ghcr", "namespace": "team-a", "labels": {"app.kubernetes.io/managed-by": "mlops.platform"},
+                    "annotations": {"mlops.platform/owner": "team-a"}},
+       "data": {".dockerconfigjson": base64.b64encode(LEAK.encode()).decode()}, "stringData": {"extra": LEAK + "2"}}
+EXTERNAL = {"apiVersion": "external-secrets.io/v1beta1", "kind": "ExternalSecret",
+            "metadata": {"name": "ml-platform", "namespace": "team-a"}, "spec": {"secretStoreRef": {"name": "store"}}}
+
+
+def test_secrets_are_sealed_strict_deterministic_and_unseal_to_the_same_values(
+        tmp_path, sealing_cert_pem, rsa_private_key, controller_decrypt):
+    render(tmp_path, "secrets", [TLS, EXTERNAL])
+    render(tmp_path, "mlflow", [DEPLOY, SECRET])
+    cert_file = tmp_path / "cert.pem"
+    cert_file.write_text(sealing_cert_pem)
+    sealed = params(tmp_path, sealing_cert=str(cert_file), sealing_seed_key="seed")
+    files, facts = gitops.build_tree(sealed)
+    assert files == gitops.build_tree({**sealed, "sealing_cert": sealing_cert_pem})[0]  # a path or the PEM: same bytes
+    assert facts["sealed"] == ["mlflow: Secret mlflow/db", "secrets: Secret team-a/ghcr"]
+    everything = "\n".join(files.values())
+    assert LEAK not in everything and base64.b64encode(LEAK.encode()).decode() not in everything
+    obj = yaml.safe_load(files["components/secrets/sealedsecret-team-a-ghcr.yaml"])
+    assert obj["kind"] == "SealedSecret" and obj["apiVersion"] == "bitnami.com/v1alpha1"
+    assert obj["spec"]["template"] == {"metadata": {"name": "ghcr", "namespace": "team-a", "labels": TLS["metadata"]["labels"],
+                                                    "annotations": TLS["metadata"]["annotations"]},
+                                       "type": "kubernetes.io/dockerconfigjson"}
+    values = {k: controller_decrypt(rsa_private_key, v, b"team-a/ghcr") for k, v in obj["spec"]["encryptedData"].items()}
+    assert values == {".dockerconfigjson": LEAK.encode(), "extra": (LEAK + "2").encode()}
+    assert yaml.safe_load(files["components/secrets/externalsecret-team-a-ml-platform.yaml"]) == EXTERNAL
+    assert "sealedsecret-team-a-ghcr.yaml" in yaml.safe_load(files["components/secrets/kustomization.yaml"])["resources"]
+    # Another seed key: other ciphertext (nobody without it can reproduce one to test a guess).
+    assert gitops.build_tree({**sealed, "sealing_seed_key": "other"})[0] != files
+
+
+def test_sealing_needs_a_seed_key_and_a_valid_certificate(tmp_path, sealing_cert_pem):
+    render(tmp_path, "mlflow", [SECRET])
+    with pytest.raises(gitops.GitOpsError, match="gitops_sealing_seed_key is empty"):
+        gitops.build_tree(params(tmp_path, sealing_cert=sealing_cert_pem, sealing_seed_key=""))
+    with pytest.raises(gitops.GitOpsError, match=r"gitops_sealing_cert: .*valid PEM"):
+        gitops.build_tree(params(tmp_path, sealing_cert="-----BEGIN CERTIFICATE-----\nnope\n", sealing_seed_key="k"))
+    with pytest.raises(gitops.GitOpsError, match=r"gitops_sealing_cert: .*missing\.pem"):
+        gitops.build_tree(params(tmp_path, sealing_cert=str(tmp_path / "missing.pem"), sealing_seed_key="k"))
+    bad = {**SECRET, "stringData": None, "data": {"p": "%%% not base64"}}
+    (tmp_path / "b").mkdir()
+    render(tmp_path / "b", "mlflow", [bad])
+    with pytest.raises(gitops.GitOpsError, match="mlflow: Secret mlflow/db: cannot be sealed") as failed:
+        gitops.build_tree(params(tmp_path / "b", sealing_cert=sealing_cert_pem, sealing_seed_key="k"))
+    assert "%%%" not in str(failed.value)
 
 
 def test_commit_only_when_the_tree_differs(tmp_path):
@@ -116,6 +193,8 @@ def test_commit_only_when_the_tree_differs(tmp_path):
     ({"gitops_engine": "argocd", "gitops_repo_url": "file:///x", "gitops_argocd_namespace": "Argo"}, ["not a DNS label"]),
     ({"gitops_engine": "argocd", "gitops_repo_url": "file:///x", "gitops_components": {
         "a": {"component": "c", "wave": 0}, "b": {"component": "c", "wave": 1}}}, ["has waves 0 and 1"]),
+    ({"gitops_engine": "argocd", "gitops_sealing_cert": "/c.pem"}, ["gitops_sealing_seed_key: empty"]),
+    ({"gitops_engine": "argocd", "gitops_render_roles": ["cluster", "storage"]}, ["cluster render no platform object"]),
 ])
 def test_variable_errors(values, expected):
     errors = gitops.variable_errors(values)
