@@ -112,14 +112,17 @@ def test_a_bundle_mapping_to_no_component_fails_naming_it_and_the_fix(tmp_path):
     assert mapped["components"]["airflow"] == {"wave": 2, "objects": 1}
 
 
-def test_every_platform_role_but_seldon_and_cluster_maps_to_a_component():
+def test_every_platform_role_but_cluster_maps_to_a_component():
     spec = yaml.safe_load(open(gitops.__file__.replace("plugins/module_utils/gitops.py",
                                                        "roles/gitops/meta/argument_specs.yml"), encoding="utf-8"))
     roles = spec["argument_specs"]["main"]["options"]["gitops_render_roles"]["default"]
-    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "secrets", "kafka"]
-    assert set(roles) <= set(gitops.DEFAULT_COMPONENTS)
-    waves = {gitops.DEFAULT_COMPONENTS[r]["component"]: gitops.DEFAULT_COMPONENTS[r]["wave"] for r in roles}
-    assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "mlflow": 2, "monitoring": 2, "secrets": 2}
+    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "redis", "secrets", "kafka", "processing", "seldon"]
+    # seldon's bundles are named after what they carry (the charts' Applications, its CRDs, the runtimes)
+    bundles = [r for r in roles if r != "seldon"] + ["seldon-controller", "seldon-crds", "seldon-runtimes"]
+    assert set(bundles) <= set(gitops.DEFAULT_COMPONENTS)
+    waves = {gitops.DEFAULT_COMPONENTS[b]["component"]: gitops.DEFAULT_COMPONENTS[b]["wave"] for b in bundles}
+    assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2,
+                     "redis": 2, "secrets": 2, "seldon-controller": 2, "seldon": 3}
 
 
 LEAK = "s3cr3t-Val/ue+never-in-git"
