@@ -361,10 +361,14 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
     return files, facts
 
 
-def git(args: list[str], cwd: str) -> str:
+def git(args: list[str], cwd: str, own_home: bool = True) -> str:
+    """git with the collection's identity; own_home keeps the user's configuration out (a local repository).
+    A remote needs the user's HOME: its SSH keys and known hosts, or a credential helper."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "mlops.platform", "GIT_AUTHOR_EMAIL": "mlops.platform@localhost",
            "GIT_COMMITTER_NAME": "mlops.platform", "GIT_COMMITTER_EMAIL": "mlops.platform@localhost",
-           "GIT_CONFIG_NOSYSTEM": "1", "HOME": cwd}
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+    if own_home:
+        env["HOME"] = cwd
     done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,  # pylint: disable=ansible-bad-function
                           check=False)
     if done.returncode != 0:
@@ -372,9 +376,16 @@ def git(args: list[str], cwd: str) -> str:
     return done.stdout.strip()
 
 
-def commit_tree(files: dict[str, str], repo: str, branch: str, message: str, check_mode: bool) -> dict:
-    """Make the branch of the bare repository hold exactly files; a commit only when something differs."""
-    if not os.path.isdir(repo):
+def commit_tree(files: dict[str, str], repo: str, branch: str, message: str, check_mode: bool,
+                push_url: str = "") -> dict:
+    """Make the branch hold exactly files; a commit only when something differs.
+
+    Without push_url the branch is in the bare repository repo (created when missing). With push_url
+    (the repository Argo CD or Flux clones, e.g. git@host:org/platform.git) the branch is fetched from
+    and pushed to it with the user's Git credentials; it must exist (nothing creates a remote)."""
+    remote = push_url or os.path.abspath(repo)
+    local = not push_url
+    if local and not os.path.isdir(repo):
         if check_mode:
             return {"changed": True, "commit": None, "files_changed": sorted(files)}
         os.makedirs(repo, mode=0o700)
@@ -382,10 +393,14 @@ def commit_tree(files: dict[str, str], repo: str, branch: str, message: str, che
     work = tempfile.mkdtemp(prefix="mlops-gitops-")
     try:
         git(["init", "-q", "-b", branch], work)
-        git(["remote", "add", "origin", os.path.abspath(repo)], work)
-        has_branch = bool(git(["ls-remote", "--heads", "origin", branch], work))
+        git(["remote", "add", "origin", remote], work)
+        try:
+            has_branch = bool(git(["ls-remote", "--heads", "origin", branch], work, own_home=local))
+        except GitOpsError as err:
+            raise GitOpsError(f"gitops_push_url: cannot read the repository ({err}). Fix: create the repository, "
+                              "give this control node access to it (SSH key or credential helper) or correct the URL") from err
         if has_branch:
-            git(["fetch", "-q", "origin", branch], work)
+            git(["fetch", "-q", "origin", branch], work, own_home=local)
             git(["checkout", "-q", "-B", branch, "FETCH_HEAD"], work)
         for entry in os.listdir(work):
             if entry != ".git":
@@ -404,7 +419,7 @@ def commit_tree(files: dict[str, str], repo: str, branch: str, message: str, che
         if check_mode:
             return {"changed": True, "commit": None, "files_changed": changed_files}
         git(["commit", "-q", "-m", message], work)
-        git(["push", "-q", "origin", f"HEAD:refs/heads/{branch}"], work)
+        git(["push", "-q", "origin", f"HEAD:refs/heads/{branch}"], work, own_home=local)
         return {"changed": True, "commit": git(["rev-parse", "HEAD"], work), "files_changed": changed_files}
     finally:
         shutil.rmtree(work, ignore_errors=True)

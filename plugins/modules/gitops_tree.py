@@ -27,6 +27,13 @@ options:
   render_dir: {description: The directory the roles rendered into., type: path, required: true}
   repo: {description: Path of the bare Git repository (created when missing)., type: path, required: true}
   repo_url: {description: The URL Argo CD or Flux clones the repository from., type: str, required: true}
+  push_url:
+    description:
+      - Where the commit goes when the repository is not the local O(repo), e.g. C(git@host:org/platform.git); fetched
+        from and pushed to with the user's Git credentials (SSH keys, credential helper). It must exist.
+      - Empty means the bare repository O(repo) (created when missing).
+    type: str
+    default: ""
   branch: {description: The branch., type: str, default: main}
   engine: {description: Which delivery objects to add., type: str, choices: [none, argocd, flux], default: argocd}
   components: {description: "Bundle name -> {component, wave}; empty: the collection's default order.", type: dict, default: {}}
@@ -87,7 +94,7 @@ from ansible_collections.mlops.platform.plugins.module_utils.gitops import GitOp
 
 ARGUMENT_SPEC = dict(
     render_dir=dict(type="path", required=True), repo=dict(type="path", required=True),
-    repo_url=dict(type="str", required=True), branch=dict(type="str", default="main"),
+    repo_url=dict(type="str", required=True), push_url=dict(type="str", default=""), branch=dict(type="str", default="main"),
     engine=dict(type="str", choices=["none", "argocd", "flux"], default="argocd"),
     components=dict(type="dict", default={}), teams=dict(type="list", elements="dict", default=[]),
     project=dict(type="str", default="mlops-platform"), prefix=dict(type="str", default="mlops-"),
@@ -104,7 +111,8 @@ def main():
     params = module.params
     try:
         files, facts = build_tree(params)
-        result = commit_tree(files, params["repo"], params["branch"], params["commit_message"], module.check_mode)
+        result = commit_tree(files, params["repo"], params["branch"], params["commit_message"], module.check_mode,
+                             push_url=params["push_url"])
     except GitOpsError as exc:
         module.fail_json(msg=str(exc), changed=False)
     module.exit_json(**result, **facts)

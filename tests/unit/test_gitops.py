@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 
 import pytest
@@ -187,6 +188,24 @@ def test_commit_only_when_the_tree_differs(tmp_path):
     tree = subprocess.run(["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", "main"], capture_output=True,
                           text=True, check=True).stdout.split()
     assert tree == ["b/y.yaml"] and third["commit"] != first["commit"]
+
+
+def test_a_push_url_commits_on_top_of_the_remote_branch_and_never_creates_a_repository(tmp_path):
+    """The remote is a real bare repository reached by a file:// URL (what a git@/https remote is to git)."""
+    remote, local = tmp_path / "remote.git", str(tmp_path / "unused.git")
+    subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(remote)], check=True)
+    url = f"file://{remote}"
+    first = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
+    log = lambda: subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],  # noqa: E731
+                                 capture_output=True, text=True, check=True).stdout.split()
+    assert first["changed"] and log() == [first["commit"]] and not os.path.exists(local)
+    again = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
+    assert not again["changed"] and again["commit"] == first["commit"]
+    second = gitops.commit_tree({"a/x.yaml": "x: 2\n"}, local, "main", "m", False, push_url=url)
+    assert log() == [second["commit"], first["commit"]]  # fetched, committed on top, pushed
+    with pytest.raises(gitops.GitOpsError, match="gitops_push_url: cannot read the repository"):
+        gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=f"file://{tmp_path}/missing.git")
+    assert not os.path.exists(f"{tmp_path}/missing.git")
 
 
 @pytest.mark.parametrize(("values", "expected"), [
