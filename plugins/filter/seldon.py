@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 from ansible_collections.mlops.platform.plugins.module_utils.seldon import runtime_entries
-from ansible_collections.mlops.platform.plugins.module_utils.versions import helm_chart_version
+from ansible_collections.mlops.platform.plugins.module_utils.versions import helm_release_guard
 
 # Why the role refuses an older seldon_version (Helm path and stand-in CRDs), and the way back.
 DOWNGRADE_REASON = "the Seldon Core v2 charts support no downgrade (their CRDs and the scheduler's state only go forward)"
@@ -26,12 +26,8 @@ DOWNGRADE_FIX = "roll both releases back with helm rollback (the stand-in CRDs: 
 def seldon_chart_guard(status: dict, requested: str, allow_downgrade: bool = False) -> dict:
     """The guard of seldon_version: against an installed release (``status`` of helm_info, with its chart field),
     or, with an empty ``status``, without the live version (k8s_bundle's version_guards reads it)."""
-    guard = {"variable": "seldon_version", "requested": str(requested), "reason": DOWNGRADE_REASON,
-             "downgrade_fix": DOWNGRADE_FIX, "allow_downgrade": bool(allow_downgrade), "downgrade_flag": "seldon_allow_downgrade"}
-    if status:
-        guard.update(live=helm_chart_version(status.get("chart")),
-                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
-    return guard
+    return helm_release_guard(status, "seldon_version", requested, "seldon_allow_downgrade", allow_downgrade,
+                              DOWNGRADE_REASON, DOWNGRADE_FIX)
 
 
 def seldon_report(runtimes: list, verbose: bool = False) -> list[str]:

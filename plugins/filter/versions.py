@@ -4,16 +4,18 @@
 
 - ``version_guard_errors(guards)``: one message per requested version older than the live one
   (or a major upgrade that needs a migration), each naming the variable, both versions and the fix.
+- ``helm_release_guard(status, variable, requested, downgrade_flag, allow_downgrade, reason, fix)``: the guard of a
+  chart version setting against an installed release (``status`` of kubernetes.core.helm_info).
 """
 
 from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
-from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors
+from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors, helm_release_guard
 
 
 class FilterModule:
     """Upgrade guard filters."""
 
     def filters(self):
-        return {"version_guard_errors": plain_args(guard_errors)}
+        return {"version_guard_errors": plain_args(guard_errors), "helm_release_guard": plain_args(helm_release_guard)}

@@ -34,6 +34,7 @@ from ansible_collections.mlops.platform.plugins.module_utils.teams import (
     team_namespaces,
     validate_teams,
 )
+from ansible_collections.mlops.platform.plugins.module_utils.versions import helm_archive_errors, parse
 
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 LABEL_CLUSTER = "strimzi.io/cluster"
@@ -194,6 +195,31 @@ def node_pool_errors(pools: Any) -> list[str]:
     return errors
 
 
+STRIMZI_CHART = "strimzi-kafka-operator"
+
+
+def strimzi_install_errors(values: dict) -> list[str]:
+    """The Strimzi operator's Helm settings (kafka_strimzi_*), checked before Helm runs."""
+    if not values.get("kafka_strimzi_install", False):
+        return []
+    errors: list[str] = []
+    version = str(values.get("kafka_strimzi_chart_version", ""))
+    if parse(version) is None or not version[:1].isdigit():
+        errors.append(f"kafka_strimzi_chart_version: {version!r} is not a chart version. Fix: a pinned version such as 0.48.0")
+    elif values.get("kafka_strimzi_chart_archive"):
+        errors += helm_archive_errors("kafka_strimzi_chart_archive", values["kafka_strimzi_chart_archive"], STRIMZI_CHART, version)
+    if values.get("kafka_strimzi_crds_file"):
+        errors.append("kafka_strimzi_crds_file: set while kafka_strimzi_install is true. Fix: set it to '' (the chart "
+                      "installs the CRDs; Helm leaves CRDs it did not create alone, so two owners would diverge)")
+    watch = values.get("kafka_strimzi_watch_namespaces", [])
+    if not isinstance(watch, list):
+        errors.append("kafka_strimzi_watch_namespaces: must be a list of namespaces")
+    else:
+        for i, namespace in enumerate(watch):
+            errors += namespace_errors(f"kafka_strimzi_watch_namespaces[{i}]", namespace)
+    return errors
+
+
 def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     """The kafka role's checks beyond its argument spec, run by mlops.platform.validate_roles before anything changes."""
     settings = role_settings(values)
@@ -213,6 +239,7 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         if crds and not os.path.isfile(crds):
             errors.append(f"kafka_strimzi_crds_file: {crds} does not exist. Fix: run roles/kafka/files/broker.sh crds "
                           "(make setup does), or set it to '' where the Strimzi chart installed the CRDs")
+        errors += strimzi_install_errors(values)
         name = values.get("kafka_cluster_name", "mlops")
         if not _TOPIC_NAME.match(str(name)):
             errors.append(f"kafka_cluster_name: {name!r} is not a DNS-1123 label")

@@ -13,9 +13,11 @@ versions, why, and the fix; the roles run it before their first write.
 
 from __future__ import annotations
 
+import os
 import re
 
-__all__ = ["compare", "guard_errors", "helm_chart_version", "image_tag", "parse", "shown"]
+__all__ = ["compare", "guard_errors", "helm_archive_errors", "helm_chart_version", "helm_release_guard", "image_tag", "parse",
+           "shown"]
 
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
 _PRERELEASE = re.compile(r"^[-.+_~]?(rc|alpha|beta|a|b|c|dev|pre|preview)[-._]?(\d*)(?![a-z])", re.IGNORECASE)
@@ -105,3 +107,35 @@ def guard_errors(guards: list[dict]) -> list[str]:
                 f" {guard['major_procedure']}; nothing was changed. Fix: follow that procedure, then set"
                 f" {guard['major_flag']}: true for that run, or keep major version {major(live)}")
     return errors
+
+
+def helm_release_guard(status: dict | None, variable: str, requested, downgrade_flag: str, allow_downgrade: bool,
+                       reason: str, downgrade_fix: str = "") -> dict:
+    """The upgrade guard of a chart version setting against an installed Helm release (``status`` of
+    kubernetes.core.helm_info, with its chart field); without ``status`` (nothing installed, or the live
+    version read elsewhere) the guard has no ``live`` and lets any version through. Used by every role that
+    installs a chart (seldon, kafka's Strimzi operator)."""
+    guard = {"variable": variable, "requested": str(requested), "reason": reason, "allow_downgrade": bool(allow_downgrade),
+             "downgrade_flag": downgrade_flag}
+    if downgrade_fix:
+        guard["downgrade_fix"] = downgrade_fix
+    if status:
+        guard.update(live=helm_chart_version(status.get("chart")),
+                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
+    return guard
+
+
+def helm_archive_errors(variable: str, path, chart: str, version: str) -> list[str]:
+    """Problems of an air-gapped chart archive setting: it must be a file on the control node named
+    ``<chart>-<version>.tgz``, as ``helm pull <repo>/<chart> --version <version>`` names it. Nothing for ''."""
+    if not path:
+        return []
+    path = str(path)
+    expected = f"{chart}-{version}.tgz"
+    if not os.path.isfile(path):
+        return [f"{variable}: {path} is not a file on the control node. Fix: copy {expected} there "
+                f"(helm pull <repo>/{chart} --version {version} where the repository is reachable), or set it to ''"]
+    if os.path.basename(path) != expected:
+        return [f"{variable}: {path} is not the {version} chart (expected a file named {expected}). "
+                f"Fix: copy the {version} archive there, or change the version setting"]
+    return []

@@ -92,3 +92,30 @@ def test_seldon_reads_the_published_fact_and_the_override_wins():
     each = runtime_params(params)
     assert each[0]["config"]["kafka"]["consumer_group_id_prefix"] == "seldon.team-a."
     assert each[0]["config"]["kafka"]["bootstrap_servers"] == config["bootstrap_servers"]
+
+
+def test_strimzi_install_checks_the_pinned_archive_and_the_crds_owner(tmp_path):
+    archive = tmp_path / "strimzi-kafka-operator-0.48.0.tgz"
+    archive.write_bytes(b"chart")
+    base = {"kafka_mode": "strimzi", "kafka_strimzi_install": True, "kafka_strimzi_chart_version": "0.48.0"}
+    assert kafka.variable_errors({**base, "kafka_strimzi_chart_archive": str(archive)}) == []
+    assert kafka.variable_errors({**base, "kafka_strimzi_install": False, "kafka_strimzi_chart_version": "latest"}) == []
+    [wrong] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "0.49.0", "kafka_strimzi_chart_archive": str(archive)})
+    assert wrong.startswith(f"kafka_strimzi_chart_archive: {archive} is not the 0.49.0 chart")
+    [gone] = kafka.variable_errors({**base, "kafka_strimzi_chart_archive": "/nonexistent/strimzi-kafka-operator-0.48.0.tgz"})
+    assert "is not a file on the control node" in gone and "helm pull" in gone
+    [latest] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "latest"})
+    assert latest.startswith("kafka_strimzi_chart_version: 'latest' is not a chart version")
+    both = kafka.variable_errors({**base, "kafka_strimzi_crds_file": str(archive), "kafka_strimzi_watch_namespaces": ["Bad"]})
+    assert [e.split(":")[0] for e in both] == ["kafka_strimzi_crds_file", "kafka_strimzi_watch_namespaces[0]"]
+
+
+def test_the_strimzi_release_guard_refuses_an_older_chart():
+    from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors, helm_release_guard
+
+    status = {"chart": "strimzi-kafka-operator-0.48.0", "name": "strimzi-kafka-operator", "namespace": "kafka"}
+    guard = helm_release_guard(status, "kafka_strimzi_chart_version", "0.47.0", "kafka_strimzi_allow_downgrade", False, "why")
+    [error] = guard_errors([guard])
+    assert error.startswith("kafka_strimzi_chart_version 0.47.0 < live 0.48.0 (Helm release kafka/strimzi-kafka-operator)")
+    assert guard_errors([helm_release_guard(status, "v", "0.49.0", "f", False, "why")]) == []
+    assert guard_errors([helm_release_guard({}, "v", "0.1.0", "f", False, "why")]) == []
