@@ -6,13 +6,14 @@ the team's namespace (what Seldon's Kafka clients read, from their own namespace
 (``spec.authentication.password.valueFrom.secretKeyRef``); the seldon role points the runtime's Kafka components at
 the team's user and Secret (names only). Read back from the API server of the offline cluster: both Secrets hold the
 same password, the KafkaUser references it, the SeldonRuntime carries the references, a second converge changes
-nothing. Against a real Kafka 4 broker (external mode, the collection's provisioning): the password read back from
-the team's Secret authenticates as the team's user, which may produce under its own prefix only.
+nothing. Against a real Kafka 4 broker, test_kafka_real.py's last test (its broker, this module's helpers): the
+password read back from the team's Secret authenticates as the team's user, under its own prefix only.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import pathlib
 import secrets
 import subprocess
@@ -22,7 +23,6 @@ import pytest
 from ansible_run import recap, run_playbook
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from servers import KafkaBroker
 
 pytestmark = pytest.mark.cluster
 
@@ -31,13 +31,7 @@ KAFKA_NS = "it-kcred-kafka"
 TEAM_A, TEAM_B = "it-kcred-a", "it-kcred-b"
 TEAMS = [{"name": TEAM_A, "serving": True, "kafka": {"topics": [{"name": "fraud"}]}},
          {"name": TEAM_B, "serving": True, "kafka": {"topics": [{"name": "churn"}]}}]
-PLAY = """- hosts: localhost
-  gather_facts: false
-  roles:
-    - role: mlops.platform.secrets
-    - role: mlops.platform.kafka
-    - role: mlops.platform.seldon
-"""
+ROLES = ("secrets", "kafka", "seldon")
 KAFKA_COMPONENTS = {"seldon-modelgateway": "modelgateway", "seldon-pipelinegateway": "pipelinegateway",
                     "seldon-dataflow-engine": "dataflow-engine"}
 
@@ -79,13 +73,13 @@ def gone(core, name: str, timeout: float = 90) -> bool:
     return False
 
 
-def converge(tmp_path: pathlib.Path, variables: dict, *args: str):
-    import json
-
+def converge(tmp_path: pathlib.Path, variables: dict, *args: str, roles: tuple = ROLES):
+    """The roles in site.yml's order, in one play."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     (tmp_path / "vars.json").chmod(0o600)
-    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "play.yml").write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n"
+                                       + "".join(f"    - role: mlops.platform.{role}\n" for role in roles))
     return run_playbook(tmp_path / "play.yml", "-i", "localhost,", "-c", "local",
                         "-e", "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{tmp_path / 'vars.json'}",
                         *args)
@@ -156,43 +150,3 @@ def test_the_kafka_user_and_the_runtime_read_one_password(kubeconfig, api_client
 
     second = converge(tmp_path / "2", variables)
     assert recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
-
-
-confluent_kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is pinned in requirements.txt")
-
-
-def _produce(kafka: KafkaBroker, user: str, password: str, topic: str):
-    from confluent_kafka import Producer
-
-    errors = []
-    producer = Producer({**kafka.client(user, password), "message.timeout.ms": 10000, "acks": "all", "log_level": 0})
-    producer.produce(topic, b"x", on_delivery=lambda err, _msg: errors.append(err))
-    producer.flush(15)
-    assert errors, f"no delivery report for {topic}"
-    return errors[0]
-
-
-def test_the_team_secret_authenticates_on_a_real_broker(kubeconfig, api_client, namespaces, tmp_path):
-    from confluent_kafka import KafkaError
-
-    passwords = {TEAM_A: secrets.token_urlsafe(18), TEAM_B: secrets.token_urlsafe(18)}
-    with KafkaBroker(secrets.token_urlsafe(18)) as broker:
-        variables = common_vars(kubeconfig, passwords, kafka_mode="external", kafka_external={
-            "bootstrap_servers": broker.bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-            "provision": True, "admin_username": KafkaBroker.ADMIN, "admin_password": broker.password})
-        first = converge(tmp_path / "1", variables)
-        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-        for value in (broker.password, *passwords.values()):
-            assert value not in first.stdout + first.stderr
-
-        # What a client in team A's namespace reads is what the broker accepts for team A's user.
-        creds = secret_data(api_client, TEAM_A, "kafka-credentials")
-        assert _produce(broker, creds["username"], creds["password"], f"seldon.{TEAM_A}.model.fraud.inputs") is None
-        refused = _produce(broker, creds["username"], creds["password"], f"seldon.{TEAM_B}.model.churn.inputs")
-        assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, refused
-        other = secret_data(api_client, TEAM_B, "kafka-credentials")
-        assert other["password"] != creds["password"]
-        assert _produce(broker, other["username"], creds["password"], f"seldon.{TEAM_B}.model.churn.inputs") is not None
-
-        second = converge(tmp_path / "2", variables)
-        assert recap(second.stdout)["changed"] == 0, second.stdout[-4000:]
