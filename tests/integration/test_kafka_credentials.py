@@ -16,17 +16,15 @@ import base64
 import json
 import pathlib
 import secrets
-import subprocess
-import time
 
 import pytest
 from ansible_run import recap, run_playbook
+from k8s_wait import namespace_gone
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.cluster
 
-BROKER_SH = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kafka" / "files" / "broker.sh"
 KAFKA_NS = "it-kcred-kafka"
 TEAM_A, TEAM_B = "it-kcred-a", "it-kcred-b"
 TEAMS = [{"name": TEAM_A, "serving": True, "kafka": {"topics": [{"name": "fraud"}]}},
@@ -37,17 +35,10 @@ KAFKA_COMPONENTS = {"seldon-modelgateway": "modelgateway", "seldon-pipelinegatew
 
 
 @pytest.fixture(scope="module")
-def crds_file() -> str:
-    done = subprocess.run([str(BROKER_SH), "crds"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip()
-
-
-@pytest.fixture(scope="module")
 def namespaces(api_client):
     """The team namespaces (the team_isolation role's in a platform converge), deleted afterwards with the Kafka one."""
     core = client.CoreV1Api(api_client)
-    assert all(gone(core, name) for name in (TEAM_A, TEAM_B, KAFKA_NS)), "namespaces of an earlier run still terminating"
+    assert all(namespace_gone(api_client, name) for name in (TEAM_A, TEAM_B, KAFKA_NS)), "an earlier run's are terminating"
     for name in (TEAM_A, TEAM_B):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield
@@ -57,20 +48,7 @@ def namespaces(api_client):
         except ApiException as exc:
             if exc.status != 404:
                 raise
-    assert all(gone(core, name) for name in (TEAM_A, TEAM_B, KAFKA_NS))
-
-
-def gone(core, name: str, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return True
-            raise
-        time.sleep(1)
-    return False
+    assert all(namespace_gone(api_client, name) for name in (TEAM_A, TEAM_B, KAFKA_NS))
 
 
 def converge(tmp_path: pathlib.Path, variables: dict, *args: str, roles: tuple = ROLES):
@@ -96,7 +74,7 @@ def secret_data(api_client, namespace: str, name: str) -> dict:
     return {k: base64.b64decode(v).decode() for k, v in (found.data or {}).items()}
 
 
-def test_the_kafka_user_and_the_runtime_read_one_password(kubeconfig, api_client, crds_file, namespaces, tmp_path):
+def test_the_kafka_user_and_the_runtime_read_one_password(kubeconfig, api_client, strimzi_crds_file, namespaces, tmp_path):
     password = secrets.token_urlsafe(18)
     core = client.CoreV1Api(api_client)
     # The cluster CA certificate Strimzi's operator would have written (none runs here): the kafka role copies it.
@@ -104,7 +82,7 @@ def test_the_kafka_user_and_the_runtime_read_one_password(kubeconfig, api_client
     ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n").decode()
     core.create_namespaced_secret(KAFKA_NS, client.V1Secret(
         metadata=client.V1ObjectMeta(name="mlops-cluster-ca-cert"), data={"ca.crt": ca, "ca.password": "eA=="}))
-    variables = common_vars(kubeconfig, {TEAM_A: password}, kafka_mode="strimzi", kafka_strimzi_crds_file=crds_file)
+    variables = common_vars(kubeconfig, {TEAM_A: password}, kafka_mode="strimzi", kafka_strimzi_crds_file=strimzi_crds_file)
 
     first = converge(tmp_path / "1", variables)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import time
 
 import pytest
 import yaml
 from ansible_run import recap, run_role
+from k8s_wait import namespace_gone
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.cluster
 NS = "it-strimzi-helm"
 CHART = "strimzi-kafka-operator"
 VERSION = "0.48.0"
-BROKER_SH = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kafka" / "files" / "broker.sh"
 RECORD = """apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -56,38 +55,23 @@ def package(helm: str, workdir: pathlib.Path, version: str, crds: list[dict]) ->
 
 
 @pytest.fixture(scope="module")
-def archives(helm, tmp_path_factory) -> dict:
-    done = subprocess.run([str(BROKER_SH), "crds"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    crds = json.loads(pathlib.Path(done.stdout.strip()).read_text())["items"]
+def archives(helm, strimzi_crds_file, tmp_path_factory) -> dict:
+    crds = json.loads(pathlib.Path(strimzi_crds_file).read_text())["items"]
     assert {c["spec"]["names"]["kind"] for c in crds} >= {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
     work = tmp_path_factory.mktemp("strimzi-chart")
     return {"current": str(package(helm, work, VERSION, crds)), "old": str(package(helm, work / "old", "0.47.0", crds))}
 
 
-def namespace_gone(api_client, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client.CoreV1Api(api_client).read_namespace(NS)
-        except ApiException as exc:
-            if exc.status == 404:
-                return True
-            raise
-        time.sleep(1)
-    return False
-
-
 @pytest.fixture(scope="module")
 def cleanup(api_client):
-    assert namespace_gone(api_client), f"{NS} is still terminating from an earlier run"
+    assert namespace_gone(api_client, NS), f"{NS} is still terminating from an earlier run"
     yield
     try:
         client.CoreV1Api(api_client).delete_namespace(NS)
     except ApiException as exc:
         if exc.status != 404:
             raise
-    assert namespace_gone(api_client), f"{NS} was not deleted"
+    assert namespace_gone(api_client, NS), f"{NS} was not deleted"
 
 
 def converge(tmp_path: pathlib.Path, variables: dict, *args: str):
