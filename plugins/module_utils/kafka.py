@@ -412,8 +412,8 @@ def strimzi_objects(plan: dict, settings: dict) -> list[dict]:
     for user in plan["users"]:
         authentication: dict = {"type": "scram-sha-512"}
         if user["team"] in credentialed:
-            authentication["password"] = {"valueFrom": {"secretKeyRef": {"name": scram_secret_name(user["name"]),
-                                                                          "key": PASSWORD_KEY}}}
+            ref = {"name": scram_secret_name(user["name"]), "key": PASSWORD_KEY}
+            authentication["password"] = {"valueFrom": {"secretKeyRef": ref}}
         objects.append({"apiVersion": STRIMZI_API, "kind": "KafkaUser",
                         "metadata": {**meta, "name": user["name"], "labels": {**cluster_labels, LABEL_TEAM: user["team"]}},
                         "spec": {"authentication": authentication,
@@ -547,13 +547,13 @@ def seldon_runtime_kafka(runtimes: list, kafka: dict | None) -> list:
     creates there fall under the ACLs of the team's Kafka user; for a team with credentials also the TLS listener
     and, on its Kafka components, the environment that points them at the team's user and Secret."""
     kafka = kafka or {}
-    owners = {ns: (name, team) for name, team in (kafka.get("teams") or {}).items() for ns in team["namespaces"]}
+    owners = {ns: team for team in (kafka.get("teams") or {}).values() for ns in team["namespaces"]}
     out = []
     for runtime in runtimes:
         if runtime["namespace"] not in owners:
             out.append(runtime)
             continue
-        _, team = owners[runtime["namespace"]]
+        team = owners[runtime["namespace"]]
         entry = {**runtime, "kafka": {"consumer_group_id_prefix": team["namespaces"][runtime["namespace"]]["consumer_group_prefix"]}}
         disabled = {o.get("name") for o in runtime.get("overrides") or [] if o.get("disable")}
         if team.get("credentials") and not disabled & set(SELDON_KAFKA_CONTAINERS):

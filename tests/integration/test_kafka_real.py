@@ -17,7 +17,7 @@ import time
 import pytest
 from ansible_run import recap, run_module, run_role
 from servers import KafkaBroker
-from test_kafka_credentials import TEAM_A, TEAM_B, common_vars, converge, namespaces, secret_data  # noqa: F401 (fixture)
+from test_kafka_credentials import TEAM_A, TEAM_B, common_vars, converge, namespaces, secret_data  # noqa: F401  # pylint: disable=unused-import
 
 confluent_kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is pinned in requirements.txt")
 from confluent_kafka import KafkaError, KafkaException, Producer  # noqa: E402
