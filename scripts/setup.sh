@@ -78,4 +78,10 @@ if command -v mvn >/dev/null && command -v java >/dev/null; then
 else
   log "WARNING: mvn or java is missing: the kafka role (kafka_mode: strimzi) needs roles/kafka/files/broker.sh crds"
 fi
+# 6. the processing role's Spark and Flink operator CRDs (a Go module and a Maven jar, 13 s cold).
+if command -v go >/dev/null && command -v mvn >/dev/null; then
+  VIRTUAL_ENV="$VENV" roles/processing/files/operators.sh crds >/dev/null
+else
+  log "WARNING: go or mvn is missing: the processing role needs roles/processing/files/operators.sh crds"
+fi
 log "ready: . .venv/bin/activate"

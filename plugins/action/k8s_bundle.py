@@ -12,7 +12,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 from ansible_collections.mlops.platform.plugins.module_utils.bundle import ARGUMENT_SPEC, apply_bundle, load_definitions
 from ansible_collections.mlops.platform.plugins.module_utils.kube import KubeError
-from ansible_collections.mlops.platform.plugins.plugin_utils.on_controller import ControllerAction
+from ansible_collections.mlops.platform.plugins.plugin_utils.on_controller import ControllerAction, honour_render_only
 
 
 class ActionModule(ControllerAction):
@@ -20,11 +20,7 @@ class ActionModule(ControllerAction):
     entry = staticmethod(apply_bundle)
 
     def run(self, tmp=None, task_vars=None):
-        if "render_only" not in self._task.args and task_vars and "mlops_render_only" in task_vars:
-            # The gitops role's render mode, for every role's apply task without a change to the role.
-            render = self._templar.template(task_vars["mlops_render_only"])
-            if render in (True, "true", "True", "yes", 1):
-                self._task.args = {**self._task.args, "render_only": True}
+        honour_render_only(self._task, task_vars, self._templar)
         src = self._task.args.get("src")
         if src:
             try:

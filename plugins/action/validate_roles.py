@@ -40,6 +40,8 @@ SEMANTIC_CHECKS = {
     "secrets": ("secrets", "variable_errors"),
     "seldon": ("seldon_task", "variable_errors"),
     "kafka": ("kafka", "variable_errors"),
+    "redis": ("redis", "variable_errors"),
+    "processing": ("processing", "variable_errors"),
     "gitops": ("gitops", "variable_errors"),
 }
 # What the validator reads of an option; the rest (description, ...) is documentation.

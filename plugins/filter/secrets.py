@@ -22,12 +22,15 @@ from ansible_collections.mlops.platform.plugins.module_utils.plain_data import p
 from ansible_collections.mlops.platform.plugins.module_utils.secrets import (
     grafana_errors,
     missing_errors,
+    redis_errors,
+    redis_team_secret,
     secrets_missing,
     secrets_objects,
     secrets_specs,
 )
 
-__all__ = ["FilterModule", "grafana_errors", "missing_errors", "secrets_missing", "secrets_objects", "secrets_specs"]
+__all__ = ["FilterModule", "grafana_errors", "missing_errors", "redis_errors", "redis_team_secret", "secrets_missing",
+           "secrets_objects", "secrets_specs"]
 
 
 class FilterModule:
@@ -36,4 +39,5 @@ class FilterModule:
     def filters(self):
         return {"secrets_missing": plain_args(secrets_missing), "secrets_objects": plain_args(secrets_objects),
                 "secrets_specs": plain_args(secrets_specs), "secrets_grafana_errors": plain_args(grafana_errors),
+                "secrets_redis_errors": plain_args(redis_errors), "secrets_redis_team_secret": plain_args(redis_team_secret),
                 "secrets_missing_errors": plain_args(missing_errors)}

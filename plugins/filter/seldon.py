@@ -26,8 +26,8 @@ DOWNGRADE_FIX = "roll both releases back with helm rollback (the stand-in CRDs: 
 def seldon_chart_guard(status: dict, requested: str, allow_downgrade: bool = False) -> dict:
     """The guard of seldon_version: against an installed release (``status`` of helm_info, with its chart field),
     or, with an empty ``status``, without the live version (k8s_bundle's version_guards reads it)."""
-    return helm_release_guard(status, "seldon_version", requested, "seldon_allow_downgrade", allow_downgrade,
-                              DOWNGRADE_REASON, DOWNGRADE_FIX)
+    return helm_release_guard(status, "seldon_version", requested, DOWNGRADE_REASON, DOWNGRADE_FIX, allow_downgrade,
+                              "seldon_allow_downgrade")
 
 
 def seldon_report(runtimes: list, verbose: bool = False) -> list[str]:

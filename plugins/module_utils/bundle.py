@@ -586,7 +586,9 @@ def check_versions(client: Client, guards: list[dict]) -> None:
     found = []
     for guard in guards:
         try:
-            obj = client.get(guard["api_version"], guard["kind"], guard["name"], guard.get("namespace"))
+            # A kind the server does not serve (Argo CD's Application before Argo CD is installed): nothing is live.
+            obj = None if client.resource(guard["api_version"], guard["kind"]) is None else \
+                client.get(guard["api_version"], guard["kind"], guard["name"], guard.get("namespace"))
         except ApiError as exc:
             raise BundleError(f"version_guards: cannot read {guard['kind']} {guard['name']}: {exc.message}") from exc
         source = "/".join(p for p in (guard.get("namespace"), guard["name"]) if p)

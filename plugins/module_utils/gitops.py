@@ -36,6 +36,9 @@ DEFAULT_COMPONENTS = {
     "kafka": {"component": "kafka", "wave": 1},
     "mlflow": {"component": "mlflow", "wave": 2},
     "monitoring": {"component": "monitoring", "wave": 2},
+    # The Seldon charts as Argo CD Applications or Flux HelmReleases (seldon role, gitops_charts.yml): the
+    # controller and its CRDs are Healthy before the runtimes' wave applies SeldonRuntimes.
+    "seldon-controller": {"component": "seldon-controller", "wave": 2},
     "seldon-crds": {"component": "seldon", "wave": 3},
     "seldon-runtimes": {"component": "seldon", "wave": 3},
 }

@@ -34,7 +34,7 @@ from ansible_collections.mlops.platform.plugins.module_utils.teams import (
     team_namespaces,
     validate_teams,
 )
-from ansible_collections.mlops.platform.plugins.module_utils.versions import helm_archive_errors, parse
+from ansible_collections.mlops.platform.plugins.module_utils.versions import chart_archive_errors, parse
 
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 LABEL_CLUSTER = "strimzi.io/cluster"
@@ -239,7 +239,11 @@ def strimzi_install_errors(values: dict) -> list[str]:
     if parse(version) is None or not version[:1].isdigit():
         errors.append(f"kafka_strimzi_chart_version: {version!r} is not a chart version. Fix: a pinned version such as 0.48.0")
     elif values.get("kafka_strimzi_chart_archive"):
-        errors += helm_archive_errors("kafka_strimzi_chart_archive", values["kafka_strimzi_chart_archive"], STRIMZI_CHART, version)
+        archive = values["kafka_strimzi_chart_archive"]
+        errors += chart_archive_errors(archive, version, "kafka_strimzi_chart_archive")
+        if not errors and not str(archive).rsplit("/", 1)[-1].startswith(f"{STRIMZI_CHART}-"):
+            errors.append(f"kafka_strimzi_chart_archive '{archive}' is not the {STRIMZI_CHART} chart (helm pull names it "
+                          f"{STRIMZI_CHART}-{version}.tgz). Fix: copy that archive there")
     if values.get("kafka_strimzi_crds_file"):
         errors.append("kafka_strimzi_crds_file: set while kafka_strimzi_install is true. Fix: set it to '' (the chart "
                       "installs the CRDs; Helm leaves CRDs it did not create alone, so two owners would diverge)")

@@ -10,7 +10,8 @@
 - ``secrets_objects(specs)``: the Secrets of direct mode, labelled for pruning and cost attribution.
 - ``missing_errors(specs)``: the message naming them, the role's check.
 - ``grafana_errors(mode, grafana)``: a short or well-known Grafana admin password, the role's check.
-- ``variable_errors(values, context)``: both in direct mode, run by mlops.platform.validate_roles
+- ``redis_errors(mode, redis)``: a short, well-known or unquotable Redis password, the role's check.
+- ``variable_errors(values, context)``: all of them in direct mode, run by mlops.platform.validate_roles
   before anything changes.
 
 Used by the role's filters (plugins/filter/secrets.py) and by validate_roles; plain Python, no cluster.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from urllib.parse import quote
 
 from ansible_collections.mlops.platform.plugins.module_utils.teams import team_namespaces, validate_teams
@@ -56,11 +58,16 @@ def secrets_objects(specs: list) -> list[dict]:
     return objects
 
 
-S3_KEYS = ("access_key_id", "secret_access_key", "region", "endpoint_url")
+# endpoint_url is optional: empty means AWS S3 itself (dev/staging/prod), and the endpoint keys
+# (AWS_ENDPOINT_URL, MLFLOW_S3_ENDPOINT_URL, RCLONE_CONFIG_S3_ENDPOINT) are then left out of the
+# Secret, so clients use the region's default endpoint instead of an empty one.
+S3_KEYS = ("access_key_id", "secret_access_key", "region")
+S3_ENDPOINT_KEYS = ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "RCLONE_CONFIG_S3_ENDPOINT")
 MLFLOW_KEYS = ("tracking_uri", "tracking_username", "tracking_password", "flask_server_secret_key")
 REGISTRY_KEYS = ("server", "username", "password")
 DATABASE_KEYS = ("username", "password", "host", "port", "database", "driver")
 GRAFANA_KEYS = ("admin_user", "admin_password")
+REDIS_KEYS = ("password", "host", "port")
 
 
 def _text(value) -> str:
@@ -80,9 +87,15 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
     """{namespace, team, missing, [missing_training], secret: {name, type, data}} per (namespace, secret)."""
     s3, mlflow, reg = settings.get("s3") or {}, settings.get("mlflow") or {}, settings.get("registry") or {}
     db, grafana = settings.get("database") or {}, settings.get("grafana") or {}
+    redis = settings.get("redis") or {}
     platform, registry = settings["platform_secret_name"], settings["registry_secret_name"]
+    redis_team = redis_team_secret(redis)
     specs = []
     for row in rows or []:
+        if redis_team and redis_team in row["secrets"]:
+            specs.append({"namespace": row["namespace"], "team": row["team"],
+                          "missing": _missing("secrets_redis", redis, REDIS_KEYS),
+                          "secret": {"name": redis_team, "type": "Opaque", "data": redis_client_data(redis)}})
         if platform in row["secrets"]:
             spec = {"namespace": row["namespace"], "team": row["team"], "missing": _missing("secrets_s3", s3, S3_KEYS)}
             data = {"AWS_ACCESS_KEY_ID": s3.get("access_key_id"), "AWS_SECRET_ACCESS_KEY": s3.get("secret_access_key"),
@@ -102,7 +115,8 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
                     "RCLONE_CONFIG_S3_REGION": s3.get("region"),
                     "RCLONE_CONFIG_S3_ENDPOINT": s3.get("endpoint_url"),
                 })
-            spec["secret"] = {"name": platform, "type": "Opaque", "data": {k: _text(v) for k, v in data.items()}}
+            spec["secret"] = {"name": platform, "type": "Opaque",
+                              "data": {k: _text(v) for k, v in data.items() if k not in S3_ENDPOINT_KEYS or _text(v)}}
             specs.append(spec)
         if registry in row["secrets"]:
             user, password = _text(reg.get("username")), _text(reg.get("password"))
@@ -128,7 +142,29 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
                       "secret": {"name": grafana.get("name"), "type": "Opaque",
                                  "data": {"admin-user": _text(grafana.get("admin_user")),
                                           "admin-password": _text(grafana.get("admin_password"))}}})
+    # The Redis server's own Secret (the redis role's StatefulSet reads key password); none for an
+    # external Redis (secrets_redis.namespace empty: ElastiCache keeps its AUTH token itself).
+    if _true(redis.get("enabled", False)) and redis.get("namespace"):
+        specs.append({"namespace": redis.get("namespace"), "team": "",
+                      "missing": _missing("secrets_redis", redis, ("password",)),
+                      "secret": {"name": redis.get("name"), "type": "Opaque",
+                                 "data": {"password": _text(redis.get("password"))}}})
     return specs
+
+
+def redis_team_secret(redis: dict | None) -> str:
+    """Name of the teams' Redis client Secret when secrets_redis is enabled, else ''."""
+    redis = redis or {}
+    return _text(redis.get("team_secret_name") or "redis") if _true(redis.get("enabled", False)) else ""
+
+
+def redis_client_data(redis: dict) -> dict:
+    """The keys of a team's Redis Secret: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_TLS, REDIS_URL."""
+    tls = _true(redis.get("tls", False))
+    host, port, password = _text(redis.get("host")), _text(redis.get("port")), _text(redis.get("password"))
+    url = f"{'rediss' if tls else 'redis'}://:{quote(password, safe='')}@{host}:{port}/0"
+    return {"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_PASSWORD": password,
+            "REDIS_TLS": "true" if tls else "false", "REDIS_URL": url}
 
 
 # Passwords Grafana or a chart ships with: never the Grafana admin's.
@@ -149,6 +185,29 @@ def grafana_errors(mode: str, grafana: dict | None) -> list[str]:
             f"provide the Secret {grafana.get('namespace') or 'monitoring'}/{grafana.get('name') or 'grafana-admin'} another way"]
 
 
+# Passwords Redis's examples (foobared), charts and tutorials use: never the platform Redis's.
+WELL_KNOWN_REDIS_PASSWORDS = ("foobared", "redis", "password", "changeme", "secret", "admin", "default")
+# Written unquoted into `requirepass <password>` (redis.conf syntax): no whitespace, quotes or backslash.
+_REDIS_PASSWORD = re.compile(r'^[!#-&(-\[\]-~]+$')
+
+
+def redis_errors(mode: str, redis: dict | None) -> list[str]:
+    """In direct mode with ``secrets_redis.enabled``: the password must have 16+ characters, not be well known,
+    and hold no whitespace, quote or backslash. The message names the setting, never the value."""
+    redis = redis or {}
+    if mode != "direct" or not _true(redis.get("enabled", False)):
+        return []
+    password = _text(redis.get("password"))
+    errors = []
+    if len(password) < 16 or password.lower() in WELL_KNOWN_REDIS_PASSWORDS:
+        errors.append("secrets_redis.password must have 16+ characters and not be a well-known one (every client "
+                      "that reaches Redis could use it). Fix: set it from a vault, e.g. `openssl rand -base64 32`")
+    if password and not _REDIS_PASSWORD.match(password):
+        errors.append("secrets_redis.password holds whitespace, a quote or a backslash, which redis.conf's "
+                      "requirepass line cannot carry unquoted. Fix: letters, digits and other punctuation only")
+    return errors
+
+
 def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     """In direct mode, the Grafana admin password's check and the names of the empty values the teams'
     secrets need (never the values).
@@ -160,9 +219,11 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     grafana = values.get("secrets_grafana") or {}
     # An empty password is named with the empty values; a short or well-known one here.
     weak = grafana_errors("direct", grafana) if _text(grafana.get("admin_password")) else []
+    redis = values.get("secrets_redis") or {}
+    weak += redis_errors("direct", redis) if _text(redis.get("password")) else []
     settings = {"platform_secret_name": values.get("secrets_platform_secret_name", "ml-platform"),
                 "registry_secret_name": values.get("secrets_registry_secret_name", "ghcr"),
-                **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana")},
+                **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana", "redis")},
                 "database": values.get("secrets_mlflow_database") or {}}
     return missing_errors(secrets_specs(team_namespaces(values.get("secrets_teams")), settings)) + weak
 

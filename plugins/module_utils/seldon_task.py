@@ -8,9 +8,11 @@ Shared by the module and its controller-side action (plugin_utils/on_controller.
 from __future__ import annotations
 
 import copy
+import os
+import re
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, record
+from ansible_collections.mlops.platform.plugins.module_utils.bundle import connect, load_definitions, record, render_only
 from ansible_collections.mlops.platform.plugins.module_utils.kube import Failed, KubeError
 from ansible_collections.mlops.platform.plugins.module_utils.seldon import (
     API_VERSION,
@@ -50,6 +52,7 @@ ARGUMENT_SPEC = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),
     render_dir=dict(type="path"),
+    render_only=dict(type="bool", default=False),
     cluster_exists=dict(type="bool", default=True),
     name=dict(type="str", required=True),
     namespace=dict(type="str"),
@@ -150,9 +153,77 @@ def pending_in_check_mode(client, each: list[dict]) -> set[str]:
 VALIDATOR_KWARGS = {"required_one_of": [("namespace", "runtimes")], "mutually_exclusive": [("namespace", "runtimes")]}
 
 
+# The bundle name of the runtimes' file in render_dir (the gitops tree's component map reads it).
+RENDER_NAME = "seldon-runtimes"
+
+
+def rendered_admission(render_dir: str) -> dict[str, dict[str, list[dict]]]:
+    """``{namespace: {quotas, limit_ranges}}`` from the files the roles rendered before (team_isolation's
+    ResourceQuotas and LimitRanges): what the GitOps engine will apply, read from disk, not the cluster."""
+    found: dict[str, dict[str, list[dict]]] = {}
+    if not os.path.isdir(render_dir):
+        return found
+    for name in sorted(os.listdir(render_dir)):
+        if not re.match(r"^\d+-.+\.yaml$", name):
+            continue
+        for obj in load_definitions(os.path.join(render_dir, name)):
+            kind = obj.get("kind") if isinstance(obj, dict) else None
+            if obj.get("apiVersion") == "v1" and kind in ("ResourceQuota", "LimitRange"):
+                entry = found.setdefault((obj.get("metadata") or {}).get("namespace", ""), {"quotas": [], "limit_ranges": []})
+                entry["quotas" if kind == "ResourceQuota" else "limit_ranges"].append(obj)
+    return found
+
+
+def render_runtimes(params: dict) -> dict:
+    """GitOps render mode: every runtime validated and preflighted, then the SeldonRuntimes and Servers
+    written to render_dir by k8s_bundle's own writer (bundle.render_only: same checks, same file format).
+    No cluster is contacted: the quota preflight reads the ResourceQuotas and LimitRanges rendered into the
+    same directory before (team_isolation), with the setup chart's built-in resources as the base (the live
+    SeldonConfig is not read: in GitOps mode the chart is installed by the engine, with the same values)."""
+    invocation = {"module_args": {k: v for k, v in params.items() if k not in ("kubeconfig", "context")}}
+    if params["state"] != "present":
+        raise Failed("render_only renders runtimes that are present; for state absent remove them from the inventory "
+                     "(the GitOps engine prunes what leaves the tree)", api_writes=0)
+    each = runtime_params(params)
+    admission = rendered_admission(params["render_dir"]) if params["render_dir"] else {}
+    runtimes = []
+    for p in each:
+        errors = validate_params(p)
+        if errors:
+            raise SeldonError(f"seldon_runtime {p['namespace']}/{p['name']}: {len(errors)} problem(s), nothing was "
+                              "rendered: " + " ".join(errors), problems=errors)
+        check: dict = {}
+        if p["preflight"]:
+            inputs = admission.get(p["namespace"], {"quotas": [], "limit_ranges": []})
+            check = preflight(p, inputs["quotas"], inputs["limit_ranges"], exists=True)
+            check["base"] = "built-in chart defaults; rendered ResourceQuota and LimitRange" if inputs["quotas"] or \
+                inputs["limit_ranges"] else "built-in chart defaults; no ResourceQuota or LimitRange rendered"
+            if check["errors"]:
+                raise SeldonError(f"seldon_runtime {p['namespace']}/{p['name']}: the quota preflight found "
+                                  f"{len(check['errors'])} problem(s); the pods would be refused, so nothing was rendered: "
+                                  + " ".join(check["errors"]), preflight=check)
+        runtimes.append({"namespace": p["namespace"], "changed": False, "preflight": check, "runtime": build_runtime(p),
+                         "servers": build_servers(p)})
+    objects = [obj for r in runtimes for obj in (r["runtime"], *r["servers"])]
+    result = render_only({"render_dir": params["render_dir"], "name": RENDER_NAME, "definitions": objects}, invocation)
+    result["api_writes"] = 0
+    if params["runtimes"]:
+        result["runtimes"] = runtimes
+    else:
+        result.update({k: v for k, v in runtimes[0].items() if k != "namespace"})
+    return result
+
+
 def run_runtimes(params: dict, check_mode: bool, diff: bool) -> dict:
     """The whole seldon_runtime task: returns its result or raises Failed."""
     writes = 0
+    if params.get("render_only"):
+        try:
+            return render_runtimes(params)
+        except SeldonError as exc:
+            raise Failed(str(exc), api_writes=0, **exc.details) from exc
+        except KubeError as exc:
+            raise Failed(str(exc), api_writes=0) from exc
     if not params["cluster_exists"]:
         if not check_mode:
             raise Failed("cluster_exists is false outside check mode: the cluster is not there. Fix: run the "
@@ -177,7 +248,7 @@ def run_runtimes(params: dict, check_mode: bool, diff: bool) -> dict:
                        for p, plan in zip(each, planned, strict=True)]
             writes = api.writes
             if params["render_dir"] and params["state"] == "present":
-                record(params["render_dir"], "seldon-runtimes",
+                record(params["render_dir"], RENDER_NAME,
                        [obj for p in each for obj in (build_runtime(p), *build_servers(p))])
         client.close()
     except SeldonError as exc:

@@ -68,6 +68,7 @@ MANAGED_KINDS = (
 TEAM_KEYS = {
     "name", "description", "namespaces", "serving", "training", "secrets", "storage", "access",
     "service_accounts", "quota", "limit_range", "pod_security", "network", "cost", "labels", "kafka",
+    "processing",
 }
 ACCESS_KEYS = {"groups", "users"}
 SA_KEYS = {"name", "access"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["compare", "guard_errors", "helm_archive_errors", "helm_chart_version", "helm_release_guard", "image_tag", "parse",
+__all__ = ["chart_archive_errors", "compare", "guard_errors", "helm_chart_version", "helm_release_guard", "image_tag", "parse",
            "shown"]
 
 _VERSION = re.compile(r"^[vV]?(\d+(?:\.\d+)*)(.*)$")
@@ -39,6 +39,30 @@ def helm_chart_version(chart) -> str:
     """The version in a Helm release's chart field (seldon-core-v2-setup-2.10.2 gives 2.10.2); '' without one."""
     match = _CHART_VERSION.match(str(chart or ""))
     return match.group(1) if match else ""
+
+
+def helm_release_guard(status: dict, variable: str, requested: str, reason: str, downgrade_fix: str,
+                       allow_downgrade: bool = False, downgrade_flag: str = "") -> dict:
+    """The guard (for ``guard_errors``) of a chart version setting against an installed Helm release: ``status``
+    of kubernetes.core.helm_info (its chart field holds the live version); empty, nothing is live yet."""
+    guard = {"variable": variable, "requested": str(requested), "reason": reason, "downgrade_fix": downgrade_fix,
+             "allow_downgrade": bool(allow_downgrade), "downgrade_flag": downgrade_flag or f"{variable}_allow_downgrade"}
+    if status:
+        guard.update(live=helm_chart_version(status.get("chart")),
+                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
+    return guard
+
+
+def chart_archive_errors(archive: str, version: str, variable: str) -> list[str]:
+    """An air-gapped chart archive (a path on the control node, where filters run) that is missing, not a file, or
+    not of ``version`` (``helm pull --version`` names it <chart>-<version>.tgz); [] for an empty path (no archive)."""
+    if not archive:
+        return []
+    if not os.path.isfile(archive) or not os.path.basename(archive).endswith(f"-{version}.tgz"):
+        return [f"{variable} '{archive}' is missing or is not the {version} chart (the file name must end in "
+                f"-{version}.tgz, as `helm pull --version` names it). Fix: copy the {version} archive there, or change "
+                "the chart version"]
+    return []
 
 
 def parse(text) -> tuple | None:
@@ -107,35 +131,3 @@ def guard_errors(guards: list[dict]) -> list[str]:
                 f" {guard['major_procedure']}; nothing was changed. Fix: follow that procedure, then set"
                 f" {guard['major_flag']}: true for that run, or keep major version {major(live)}")
     return errors
-
-
-def helm_release_guard(status: dict | None, variable: str, requested, downgrade_flag: str, allow_downgrade: bool,
-                       reason: str, downgrade_fix: str = "") -> dict:
-    """The upgrade guard of a chart version setting against an installed Helm release (``status`` of
-    kubernetes.core.helm_info, with its chart field); without ``status`` (nothing installed, or the live
-    version read elsewhere) the guard has no ``live`` and lets any version through. Used by every role that
-    installs a chart (seldon, kafka's Strimzi operator)."""
-    guard = {"variable": variable, "requested": str(requested), "reason": reason, "allow_downgrade": bool(allow_downgrade),
-             "downgrade_flag": downgrade_flag}
-    if downgrade_fix:
-        guard["downgrade_fix"] = downgrade_fix
-    if status:
-        guard.update(live=helm_chart_version(status.get("chart")),
-                     source=f"Helm release {status.get('namespace', '')}/{status.get('name', '')}")
-    return guard
-
-
-def helm_archive_errors(variable: str, path, chart: str, version: str) -> list[str]:
-    """Problems of an air-gapped chart archive setting: it must be a file on the control node named
-    ``<chart>-<version>.tgz``, as ``helm pull <repo>/<chart> --version <version>`` names it. Nothing for ''."""
-    if not path:
-        return []
-    path = str(path)
-    expected = f"{chart}-{version}.tgz"
-    if not os.path.isfile(path):
-        return [f"{variable}: {path} is not a file on the control node. Fix: copy {expected} there "
-                f"(helm pull <repo>/{chart} --version {version} where the repository is reachable), or set it to ''"]
-    if os.path.basename(path) != expected:
-        return [f"{variable}: {path} is not the {version} chart (expected a file named {expected}). "
-                f"Fix: copy the {version} archive there, or change the version setting"]
-    return []

@@ -80,6 +80,18 @@ options:
       - Also write the SeldonRuntime and Servers of every runtime, exactly as sent, to a numbered YAML file in this
         directory (see M(mlops.platform.k8s_bundle)); used by the benchmark. Not in check mode or with O(state=absent).
     type: path
+  render_only:
+    description:
+      - GitOps render mode; validate and preflight every runtime, then write the SeldonRuntimes and Servers to
+        O(render_dir) with M(mlops.platform.k8s_bundle)'s writer (the same checks and file format, file
+        C(NNN-seldon-runtimes.yaml)) and send nothing; no cluster is contacted and the task reports no change.
+        Written in check mode too (the render directory is the caller's scratch space).
+      - The quota preflight reads the ResourceQuotas and LimitRanges already rendered into O(render_dir) (the
+        team_isolation role renders before), not the cluster, with the setup chart's built-in resources as the base.
+      - When the task does not set it, the variable C(mlops_render_only) decides, as for M(mlops.platform.k8s_bundle).
+      - O(state=absent) fails (a runtime leaves the tree by leaving the inventory; the GitOps engine prunes it).
+    type: bool
+    default: false
   cluster_exists:
     description:
       - Set to C(false) in check mode before the cluster exists (see M(mlops.platform.k8s_bundle)). Every runtime is then

@@ -36,6 +36,15 @@ for _name in ("teams", "storage", "mlflow", "k8s_results", "quantity"):
     importlib.import_module(f"ansible_collections.mlops.platform.plugins.module_utils.{_name}")
 
 
+def honour_render_only(task, task_vars: dict | None, templar) -> None:
+    """The gitops render pass (variable ``mlops_render_only``) sets the task's ``render_only`` when the task
+    does not: every role's apply task renders without a change to the role (k8s_bundle, seldon_runtime)."""
+    if "render_only" in task.args or not task_vars or "mlops_render_only" not in task_vars:
+        return
+    if templar.template(task_vars["mlops_render_only"]) in (True, "true", "True", "yes", 1):
+        task.args = {**task.args, "render_only": True}
+
+
 class ControllerAction(ActionBase):
     """Subclasses set ``ARGUMENT_SPEC``, ``VALIDATOR_KWARGS`` and ``entry(params, check_mode, diff)``."""
 

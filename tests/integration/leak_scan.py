@@ -36,7 +36,7 @@ CHECKOUT_SKIP = {".git", ".venv", ".venv-mlflow", ".collections", ".pytest_cache
 UPSTREAM_DIR = pathlib.Path(subprocess.run(
     [str(pathlib.Path(__file__).resolve().parents[2] / "roles/monitoring/files/upstream.sh"), "path", "crds"],
     capture_output=True, text=True, check=True).stdout.strip()).parent
-CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw", "grafana_pw", "alert_hook")
+CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw", "grafana_pw", "alert_hook", "redis_pw")
 
 
 def b64_forms(value: str) -> list[str]:
@@ -84,6 +84,8 @@ class Canaries:
                                 "connection_url": ""},
             "secrets_grafana": {"enabled": True, "name": "grafana-admin", "namespace": "monitoring",
                                 "admin_user": "admin", "admin_password": v["grafana_pw"]},
+            "secrets_redis": {"enabled": True, "name": "redis-auth", "namespace": "redis", "team_secret_name": "redis",
+                              "password": v["redis_pw"], "host": "redis.redis.svc.cluster.local", "port": 6379, "tls": False},
             "monitoring_alertmanager_config": {
                 "route": {"receiver": "pager"},
                 "receivers": [{"name": "pager", "webhook_configs": [{"url": f"https://hooks.example/{v['alert_hook']}"}]}]},

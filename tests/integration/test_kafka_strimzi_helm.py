@@ -139,6 +139,6 @@ def test_air_gapped_operator_install_is_pinned_idempotent_and_guarded(
     # An archive of another version than the pinned one: the settings check fails, nothing runs.
     mismatch = converge(tmp_path / "mismatch", role_vars(kubeconfig, helm, archives["old"]))
     assert mismatch.returncode != 0
-    assert f"kafka_strimzi_chart_archive: {archives['old']} is not the {VERSION} chart" in mismatch.stdout
+    assert f"kafka_strimzi_chart_archive '{archives['old']}' is missing or is not the {VERSION} chart" in mismatch.stdout
     assert "Read the installed Strimzi operator release" not in mismatch.stdout
     assert releases(helm, kubeconfig)[CHART]["revision"] == "1"

@@ -100,10 +100,12 @@ def test_secrets_package_playbook_build_check_and_failures(offline, tmp_path):
     scan, args = offline
     both(scan, "playbooks/secrets_package.yml", *args, "-e", "secrets_package_date=20260101", rc_ok=True)
     packages = sorted(p.name for p in (tmp_path / "dist").iterdir())
-    # One per namespace with secrets: the teams' and monitoring's (Grafana's admin, secrets_grafana).
+    # One per namespace with secrets: the teams', monitoring's (Grafana's admin, secrets_grafana) and
+    # redis's (the Redis password, secrets_redis).
     assert packages == ["financial-ml-platform-secrets-20260101.tar.gz",
                         "financial-mlops-pytorch-platform-secrets-20260101.tar.gz",
-                        "monitoring-platform-secrets-20260101.tar.gz"], packages
+                        "monitoring-platform-secrets-20260101.tar.gz",
+                        "redis-platform-secrets-20260101.tar.gz"], packages
     # The packages do hold the values (they are a destination): the scan would see them elsewhere.
     assert any(canaries_in_package(tmp_path / "dist" / p, scan.canaries) for p in packages)
 

@@ -101,9 +101,13 @@ def test_strimzi_install_checks_the_pinned_archive_and_the_crds_owner(tmp_path):
     assert kafka.variable_errors({**base, "kafka_strimzi_chart_archive": str(archive)}) == []
     assert kafka.variable_errors({**base, "kafka_strimzi_install": False, "kafka_strimzi_chart_version": "latest"}) == []
     [wrong] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "0.49.0", "kafka_strimzi_chart_archive": str(archive)})
-    assert wrong.startswith(f"kafka_strimzi_chart_archive: {archive} is not the 0.49.0 chart")
+    assert wrong.startswith(f"kafka_strimzi_chart_archive '{archive}' is missing or is not the 0.49.0 chart")
     [gone] = kafka.variable_errors({**base, "kafka_strimzi_chart_archive": "/nonexistent/strimzi-kafka-operator-0.48.0.tgz"})
-    assert "is not a file on the control node" in gone and "helm pull" in gone
+    assert "is missing or is not the 0.48.0 chart" in gone and "helm pull" in gone
+    other = tmp_path / "seldon-core-v2-setup-0.48.0.tgz"
+    other.write_bytes(b"chart")
+    [named] = kafka.variable_errors({**base, "kafka_strimzi_chart_archive": str(other)})
+    assert "is not the strimzi-kafka-operator chart" in named
     [latest] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "latest"})
     assert latest.startswith("kafka_strimzi_chart_version: 'latest' is not a chart version")
     both = kafka.variable_errors({**base, "kafka_strimzi_crds_file": str(archive), "kafka_strimzi_watch_namespaces": ["Bad"]})
@@ -114,11 +118,13 @@ def test_the_strimzi_release_guard_refuses_an_older_chart():
     from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors, helm_release_guard
 
     status = {"chart": "strimzi-kafka-operator-0.48.0", "name": "strimzi-kafka-operator", "namespace": "kafka"}
-    guard = helm_release_guard(status, "kafka_strimzi_chart_version", "0.47.0", "kafka_strimzi_allow_downgrade", False, "why")
+    guard = helm_release_guard(status, "kafka_strimzi_chart_version", "0.47.0", "why", "helm rollback", False,
+                               "kafka_strimzi_allow_downgrade")
     [error] = guard_errors([guard])
     assert error.startswith("kafka_strimzi_chart_version 0.47.0 < live 0.48.0 (Helm release kafka/strimzi-kafka-operator)")
-    assert guard_errors([helm_release_guard(status, "v", "0.49.0", "f", False, "why")]) == []
-    assert guard_errors([helm_release_guard({}, "v", "0.1.0", "f", False, "why")]) == []
+    assert "kafka_strimzi_allow_downgrade: true" in error
+    assert guard_errors([helm_release_guard(status, "v", "0.49.0", "why", "fix")]) == []
+    assert guard_errors([helm_release_guard({}, "v", "0.1.0", "why", "fix")]) == []
 
 
 def test_team_credentials_one_password_both_sides_and_seldon_reads_the_secret():

@@ -91,3 +91,16 @@ def test_grafana_admin_secret_for_the_monitoring_role_names_an_empty_password():
     assert secrets_missing(empty) == ["secrets_grafana.admin_password (for monitoring/grafana-admin)",
                                       "monitoring/grafana-admin.admin-password"]
     assert secrets_specs([], {**SETTINGS, "database": {"enabled": False}, "grafana": {**grafana, "enabled": False}}) == []
+
+
+def test_an_empty_s3_endpoint_is_aws_itself_so_the_endpoint_keys_are_left_out_and_nothing_is_missing():
+    aws = {**SETTINGS, "s3": {**SETTINGS["s3"], "region": "eu-west-1", "endpoint_url": "", "rclone_provider": "AWS"},
+           "mlflow": {**SETTINGS["mlflow"], "tracking_password": "t" * 16}}
+    training, _, serving, _ = secrets_specs(ROWS, aws)
+    for spec in (training, serving):
+        assert spec["missing"] == [] and spec["missing_training" if spec is training else "missing"] == []
+        assert not set(spec["secret"]["data"]) & {"AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "RCLONE_CONFIG_S3_ENDPOINT"}
+    assert training["secret"]["data"]["RCLONE_CONFIG_S3_REGION"] == "eu-west-1"
+    # with an endpoint (MinIO) all three are there, MLflow's defaulting to the S3 one
+    minio = secrets_specs(ROWS, {**aws, "s3": {**aws["s3"], "endpoint_url": "http://minio:9000"}})[0]["secret"]["data"]
+    assert minio["AWS_ENDPOINT_URL"] == minio["MLFLOW_S3_ENDPOINT_URL"] == minio["RCLONE_CONFIG_S3_ENDPOINT"] == "http://minio:9000"

@@ -12,7 +12,18 @@ import pathlib
 import pytest
 import yaml
 from ansible_collections.mlops.platform.plugins.action.validate_roles import SEMANTIC_CHECKS, role_spec, semantic_errors, validated
-from ansible_collections.mlops.platform.plugins.module_utils import gitops, kafka, mlflow, monitoring, secrets, seldon_task, storage, teams
+from ansible_collections.mlops.platform.plugins.module_utils import (
+    gitops,
+    kafka,
+    mlflow,
+    monitoring,
+    processing,
+    redis,
+    secrets,
+    seldon_task,
+    storage,
+    teams,
+)
 from ansible_collections.mlops.platform.plugins.module_utils.quantity import size_errors
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,7 +44,8 @@ def test_every_checked_role_has_a_spec_and_a_function():
     for role, (module, function) in SEMANTIC_CHECKS.items():
         assert role_spec(role)
         module_obj = {"teams": teams, "storage": storage, "mlflow": mlflow, "monitoring": monitoring, "secrets": secrets,
-                      "seldon_task": seldon_task, "kafka": kafka, "gitops": gitops}[module]
+                      "seldon_task": seldon_task, "kafka": kafka, "gitops": gitops, "redis": redis,
+                      "processing": processing}[module]
         assert callable(getattr(module_obj, function))
 
 

@@ -28,7 +28,8 @@ AUDIT_LOG="${MLOPS_AUDIT_LOG:-}"
 K8S_BIN="$CACHE_DIR/bin/kubernetes-$K8S_VERSION"
 ETCD_BIN="$CACHE_DIR/bin/etcd-$ETCD_VERSION"
 KWOK_BIN="$CACHE_DIR/bin/kwok-$KWOK_VERSION"
-LOG_DIR="$CACHE_DIR/logs"
+# One log directory per cluster: tests run clusters of their own next to the default one.
+LOG_DIR="$CACHE_DIR/logs/$CLUSTER_NAME"
 KUBECTL="$K8S_BIN/kubectl"
 # kwokctl keeps its clusters here instead of ~/.kwok.
 export KWOK_WORKDIR="$CACHE_DIR/kwok"

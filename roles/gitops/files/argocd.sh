@@ -23,26 +23,13 @@ KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.7.1}"
 # Flux 2.7's controllers; the proxy serves these two (it refuses kustomize-controller v1.7.0).
 FLUX_SOURCE_VERSION="${FLUX_SOURCE_VERSION:-v1.7.0}"
 FLUX_KUSTOMIZE_VERSION="${FLUX_KUSTOMIZE_VERSION:-v1.7.3}"
-CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+export LOG_TAG=argocd  # the shared functions tag their log lines with it
+# shellcheck source-path=SCRIPTDIR source=../../../scripts/lib/upstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/upstream.sh"
 BIN_DIR="$CACHE_DIR/bin/argocd-$ARGOCD_VERSION"
 CRDS_FILE="$CACHE_DIR/upstream/argo-cd-$ARGOCD_VERSION-crds.json"
 FLUX_CRDS_FILE="$CACHE_DIR/upstream/flux-source-$FLUX_SOURCE_VERSION-kustomize-$FLUX_KUSTOMIZE_VERSION-crds.json"
 COMPONENTS=(argocd-application-controller argocd-repo-server argocd-git-ask-pass argocd-server)
-
-log() { printf '[argocd] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-need_go() { command -v go >/dev/null || die "go is not on PATH: install Go >= 1.25 (github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION needs it)"; }
-
-module_dir() {
-  local dir
-  dir=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -d $dir ]] || die "could not download $1 from the Go module proxy"
-  echo "$dir"
-}
-
-python_bin() {
-  if [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]]; then echo "$VIRTUAL_ENV/bin/python"; else command -v python3; fi
-}
 
 # CRD files (YAML, one or more documents each) to a JSON v1 List, each CRD with the collection's labels.
 crd_list() {
@@ -69,7 +56,7 @@ PY
 
 cmd_crds() {
   [[ -s $CRDS_FILE ]] && { echo "$CRDS_FILE"; return; }
-  need_go
+  need_go 1.25 "github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION"
   local dir
   dir=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
   mkdir -p "$(dirname "$CRDS_FILE")"
@@ -82,7 +69,7 @@ cmd_crds() {
 
 cmd_flux_crds() {
   [[ -s $FLUX_CRDS_FILE ]] && { echo "$FLUX_CRDS_FILE"; return; }
-  need_go
+  need_go 1.25 "github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION"
   local source kustomize
   source=$(module_dir "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION")
   kustomize=$(module_dir "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION")
@@ -122,13 +109,10 @@ build_all() {
 
 cmd_build() {
   if ! built; then
-    need_go
-    mkdir -p "$CACHE_DIR/bin"
-    # One build at a time: a second caller waits for the first, then finds the cache warm.
-    exec 9>"$CACHE_DIR/argocd-build.lock"
-    flock 9
+    need_go 1.25 "github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION"
+    build_lock argocd-build
     built || build_all
-    exec 9>&-
+    build_unlock
   fi
   cmd_crds >/dev/null
   cmd_flux_crds >/dev/null

@@ -20,7 +20,9 @@ set -euo pipefail
 # 4.1.1: a Kafka 4 release (KRaft only, Java 17 for the broker) whose artifacts the registry
 # serves in full; override with KAFKA_VERSION to try another 4.x.
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
-CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+export LOG_TAG=broker  # the shared functions tag their log lines with it
+# shellcheck source-path=SCRIPTDIR source=../../../scripts/lib/upstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/upstream.sh"
 KAFKA_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
 LIBS="$KAFKA_DIR/libs"
 CLASSPATH_FILE="$KAFKA_DIR/classpath"
@@ -28,17 +30,11 @@ CLASSPATH_FILE="$KAFKA_DIR/classpath"
 STRIMZI_VERSION="${STRIMZI_VERSION:-0.48.0}"
 CRDS_FILE="$CACHE_DIR/upstream/strimzi-api-$STRIMZI_VERSION-crds.json"
 
-log() { printf '[broker] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 cmd_build() {
   [[ -s $CLASSPATH_FILE ]] && { echo "$LIBS"; return; }
   command -v mvn >/dev/null || die "mvn is not on PATH: install Maven (apt-get install maven)"
   command -v java >/dev/null || die "java is not on PATH: Kafka $KAFKA_VERSION's broker needs Java 17 or newer"
-  mkdir -p "$CACHE_DIR"
-  # One build at a time: a second caller waits for the first, then finds the cache warm.
-  exec 9>"$CACHE_DIR/kafka-build.lock"
-  flock 9
+  build_lock kafka-build
   if [[ ! -s $CLASSPATH_FILE ]]; then
     local start=$SECONDS work="$KAFKA_DIR.work"
     log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and its runtime dependencies"
@@ -69,7 +65,7 @@ POM
     find "$LIBS" -name '*.jar' | sort | paste -sd: >"$CLASSPATH_FILE"
     log "Kafka $KAFKA_VERSION ready in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars, $((SECONDS - start)) s)"
   fi
-  exec 9>&-
+  build_unlock
   echo "$LIBS"
 }
 
@@ -82,8 +78,7 @@ cmd_crds() {
   [[ -s $CRDS_FILE ]] && { echo "$CRDS_FILE"; return; }
   command -v mvn >/dev/null || die "mvn is not on PATH: install Maven (apt-get install maven)"
   mkdir -p "$CACHE_DIR/upstream"
-  exec 9>"$CACHE_DIR/kafka-build.lock"
-  flock 9
+  build_lock kafka-build
   if [[ ! -s $CRDS_FILE ]]; then
     local work="$CACHE_DIR/work/strimzi-api-$STRIMZI_VERSION" start=$SECONDS
     log "resolving io.strimzi:api:$STRIMZI_VERSION"
@@ -132,7 +127,7 @@ JAVA
     mv "$CRDS_FILE.tmp" "$CRDS_FILE"; rm -rf "$work"
     log "Strimzi $STRIMZI_VERSION CRDs in $CRDS_FILE ($((SECONDS - start)) s)"
   fi
-  exec 9>&-
+  build_unlock
   echo "$CRDS_FILE"
 }
 

@@ -17,32 +17,22 @@ set -euo pipefail
 # the Go module proxy serves; it refuses pkg/client v0.94.0, so 0.94's operator cannot be built.
 OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.93.0}"
 PROMETHEUS_MODULE_VERSION="${PROMETHEUS_MODULE_VERSION:-v0.316.0}"
-CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+export LOG_TAG=upstream  # the shared functions tag their log lines with it
+# shellcheck source-path=SCRIPTDIR source=../../../scripts/lib/upstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/upstream.sh"
 CRDS_FILE="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION.json"
 CRD_LIST="$CACHE_DIR/upstream/prometheus-operator-$OPERATOR_VERSION-crds.json"
 PROM_BIN="$CACHE_DIR/bin/prometheus-$PROMETHEUS_MODULE_VERSION"
 OPERATOR_BIN="$CACHE_DIR/bin/prometheus-operator-$OPERATOR_VERSION"
 
-log() { printf '[upstream] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-need_go() { command -v go >/dev/null || die "go is not on PATH: install Go >= 1.26.7 (github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION needs it)"; }
-
-module_dir() {
-  local dir
-  dir=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -d $dir ]] || die "could not download $1 from the Go module proxy"
-  echo "$dir"
-}
-
 cmd_crds() {
   [[ -s $CRDS_FILE && -s $CRD_LIST ]] && { echo "$CRDS_FILE"; return; }
-  need_go
+  need_go 1.26.7 "github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION"
   log "fetching github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION"
   local dir python
   dir=$(module_dir "github.com/prometheus-operator/prometheus-operator@$OPERATOR_VERSION")
   mkdir -p "$(dirname "$CRDS_FILE")"
-  python=$(command -v python3)
-  [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]] && python=$VIRTUAL_ENV/bin/python
+  python=$(python_bin)
   # JSON, not YAML: a converge reads 4 MiB of CRDs in milliseconds instead of seconds. Two files:
   # the operator's ClusterRole rules with the release (the role renders the ClusterRole), and the
   # CRDs as a v1 List that the role hands to k8s_bundle as its src (read by the module, never
@@ -128,14 +118,11 @@ GOMOD
 
 cmd_build() {
   if [[ ! -x $PROM_BIN/promtool || ! -x $PROM_BIN/prometheus || ! -x $OPERATOR_BIN/operator ]]; then
-    need_go
-    mkdir -p "$CACHE_DIR"
-    # One build at a time: a second caller waits for the first, then finds the cache warm.
-    exec 9>"$CACHE_DIR/prometheus-build.lock"
-    flock 9
+    need_go 1.26.7 "github.com/prometheus/prometheus $PROMETHEUS_MODULE_VERSION"
+    build_lock prometheus-build
     build_prometheus
     build_operator
-    exec 9>&-
+    build_unlock
   fi
   echo "$PROM_BIN"
 }

@@ -15,23 +15,14 @@ set -euo pipefail
 
 SEALED_SECRETS_VERSION="${SEALED_SECRETS_VERSION:-v0.27.1}"
 EXTERNAL_SECRETS_VERSION="${EXTERNAL_SECRETS_VERSION:-v0.16.2}"
-CACHE_DIR="${MLOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mlops-platform}"
+export LOG_TAG=controllers  # the shared functions tag their log lines with it
+# shellcheck source-path=SCRIPTDIR source=../../../scripts/lib/upstream.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/lib/upstream.sh"
 SS_MOD=github.com/bitnami-labs/sealed-secrets
 ESO_MOD=github.com/external-secrets/external-secrets
 SS_BIN="$CACHE_DIR/bin/sealed-secrets-$SEALED_SECRETS_VERSION/controller"
 ESO_BIN="$CACHE_DIR/bin/external-secrets-$EXTERNAL_SECRETS_VERSION/external-secrets"
 CRD_LIST="$CACHE_DIR/upstream/secret-controllers-$SEALED_SECRETS_VERSION-$EXTERNAL_SECRETS_VERSION-crds.json"
-
-log() { printf '[controllers] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-need_go() { command -v go >/dev/null || die "go is not on PATH: install Go >= 1.24 ($ESO_MOD $EXTERNAL_SECRETS_VERSION needs it)"; }
-
-module_dir() {
-  local dir
-  dir=$(cd /tmp && go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
-  [[ -d $dir ]] || die "could not download $1 from the Go module proxy"
-  echo "$dir"
-}
 
 # A throw-away main module requiring the release (and copying its replace directives, which
 # `go install pkg@version` refuses), so the build resolves exactly the release's go.sum graph.
@@ -61,28 +52,24 @@ cmd_build() {
   local want=${1:-all}
   [[ $want == all || $want == sealed-secrets || $want == external-secrets ]] || die "build: sealed-secrets, external-secrets or nothing (both)"
   if [[ ($want != external-secrets && ! -x $SS_BIN) || ($want != sealed-secrets && ! -x $ESO_BIN) ]]; then
-    need_go
-    mkdir -p "$CACHE_DIR"
-    # One build at a time: a second caller waits for the first, then finds the cache warm.
-    exec 9>"$CACHE_DIR/secret-controllers-build.lock"
-    flock 9
+    need_go 1.24 "$ESO_MOD $EXTERNAL_SECRETS_VERSION"
+    build_lock secret-controllers-build
     [[ $want == external-secrets || -x $SS_BIN ]] || wrapper_build sealed-secrets "$SS_MOD" "$SEALED_SECRETS_VERSION" "$SS_MOD/cmd/controller" "$SS_BIN" \
       "-X main.VERSION=$SEALED_SECRETS_VERSION"
     [[ $want == sealed-secrets || -x $ESO_BIN ]] || wrapper_build external-secrets "$ESO_MOD" "$EXTERNAL_SECRETS_VERSION" "$ESO_MOD" "$ESO_BIN" ""
-    exec 9>&-
+    build_unlock
   fi
   echo "$CACHE_DIR/bin"
 }
 
 cmd_crds() {
   [[ -s $CRD_LIST ]] && { echo "$CRD_LIST"; return; }
-  need_go
+  need_go 1.24 "$ESO_MOD $EXTERNAL_SECRETS_VERSION"
   local ss eso python
   ss=$(module_dir "$SS_MOD@$SEALED_SECRETS_VERSION")
   eso=$(module_dir "$ESO_MOD@$EXTERNAL_SECRETS_VERSION")
   mkdir -p "$(dirname "$CRD_LIST")"
-  python=$(command -v python3)
-  [[ -n ${VIRTUAL_ENV:-} && -x $VIRTUAL_ENV/bin/python ]] && python=$VIRTUAL_ENV/bin/python
+  python=$(python_bin)
   "$python" - "$ss" "$eso" "$CRD_LIST.tmp" "$SS_MOD@$SEALED_SECRETS_VERSION" "$ESO_MOD@$EXTERNAL_SECRETS_VERSION" <<'PY'
 import glob, json, os, sys
 import yaml
