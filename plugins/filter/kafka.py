@@ -9,7 +9,10 @@
   mlops.platform.kafka_topics.
 - ``kafka_published(plan, settings)``: the mlops_kafka fact.
 - ``kafka_seldon_config(mlops_kafka, bootstrap_override, topic_prefix)``: the seldon role's ``config.kafka``.
-- ``kafka_seldon_runtimes(runtimes, mlops_kafka)``: each runtime with its namespace's consumer group prefix.
+- ``kafka_seldon_runtimes(runtimes, mlops_kafka)``: each runtime with its namespace's consumer group prefix and, for a
+  team with credentials, the TLS listener and the SASL environment of its Kafka components (names, never values).
+- ``kafka_credential_objects(teams, settings)`` / ``kafka_credential_errors(teams, passwords)``: the secrets role's
+  Secrets of the teams' Kafka passwords, and the check of kafka_team_passwords.
 """
 
 from __future__ import annotations
@@ -31,4 +34,6 @@ class FilterModule:
             "kafka_published": "published",
             "kafka_seldon_config": "seldon_kafka_config",
             "kafka_seldon_runtimes": "seldon_runtime_kafka",
+            "kafka_credential_objects": "credential_objects",
+            "kafka_credential_errors": "credential_errors",
         })

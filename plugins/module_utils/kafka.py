@@ -34,6 +34,7 @@ from ansible_collections.mlops.platform.plugins.module_utils.teams import (
     team_namespaces,
     validate_teams,
 )
+from ansible_collections.mlops.platform.plugins.module_utils.versions import chart_archive_errors, parse
 
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 LABEL_CLUSTER = "strimzi.io/cluster"
@@ -60,6 +61,23 @@ _CONFIG_KEY = re.compile(r"^[a-z][a-z0-9.]*[a-z0-9]$")
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")
 MAX_TOPIC = 249
 
+# A team's SCRAM credentials (one password, from kafka_team_passwords, placed by the secrets role):
+# - CREDENTIALS_SECRET in each of the team's namespaces, keys USERNAME_KEY and PASSWORD_KEY: what Seldon's
+#   components (KAFKA_CLIENT_SASL_SECRET_NAME, read from their own namespace) and the team's other clients read;
+# - scram_secret_name(user) in the Kafka namespace, key PASSWORD_KEY: what the team's KafkaUser references
+#   (spec.authentication.password.valueFrom.secretKeyRef; Strimzi reads it from the KafkaUser's namespace).
+# Both come from the same value, so the broker and the clients agree. Names only are published.
+CREDENTIALS_SECRET = "kafka-credentials"
+USERNAME_KEY = "username"
+PASSWORD_KEY = "password"
+SCRAM_SECRET_SUFFIX = "-scram-password"
+# Seldon reads the Secret key named like the last part of KAFKA_CLIENT_SASL_PASSWORD_LOCATION.
+SELDON_PASSWORD_LOCATION = f"/tmp/sasl/kafka/client/{PASSWORD_KEY}"
+# Strimzi's cluster CA certificate Secret (key ca.crt); the kafka role copies the certificate into the runtime
+# namespaces of teams with credentials (Seldon verifies the TLS listener with it: it speaks SASL only over TLS).
+CA_KEY = "ca.crt"
+SELDON_CA_LOCATION = f"/tmp/certs/kafka/broker/{CA_KEY}"
+
 
 def _labels(team: str | None = None) -> dict:
     labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_PART_OF: PART_OF, LABEL_COMPONENT: COMPONENT}
@@ -80,6 +98,21 @@ def group_prefix(settings: dict, namespace: str) -> str:
 
 def user_name(settings: dict, team: str) -> str:
     return f"{settings.get('user_prefix', '')}{team}"
+
+
+def scram_secret_name(user: str) -> str:
+    """The Secret (Kafka namespace) the team's KafkaUser takes its password from."""
+    return f"{user}{SCRAM_SECRET_SUFFIX}"
+
+
+def cluster_ca_secret(cluster: str) -> str:
+    """Strimzi's cluster CA certificate Secret of a Kafka cluster."""
+    return f"{cluster}-cluster-ca-cert"
+
+
+def namespace_object(namespace: str) -> dict:
+    """The Kafka namespace, rendered the same by the kafka role and the secrets role (one field manager, one shape)."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": _labels()}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +227,35 @@ def node_pool_errors(pools: Any) -> list[str]:
     return errors
 
 
+STRIMZI_CHART = "strimzi-kafka-operator"
+
+
+def strimzi_install_errors(values: dict) -> list[str]:
+    """The Strimzi operator's Helm settings (kafka_strimzi_*), checked before Helm runs."""
+    if not values.get("kafka_strimzi_install", False):
+        return []
+    errors: list[str] = []
+    version = str(values.get("kafka_strimzi_chart_version", ""))
+    if parse(version) is None or not version[:1].isdigit():
+        errors.append(f"kafka_strimzi_chart_version: {version!r} is not a chart version. Fix: a pinned version such as 0.48.0")
+    elif values.get("kafka_strimzi_chart_archive"):
+        archive = values["kafka_strimzi_chart_archive"]
+        errors += chart_archive_errors(archive, version, "kafka_strimzi_chart_archive")
+        if not errors and not str(archive).rsplit("/", 1)[-1].startswith(f"{STRIMZI_CHART}-"):
+            errors.append(f"kafka_strimzi_chart_archive '{archive}' is not the {STRIMZI_CHART} chart (helm pull names it "
+                          f"{STRIMZI_CHART}-{version}.tgz). Fix: copy that archive there")
+    if values.get("kafka_strimzi_crds_file"):
+        errors.append("kafka_strimzi_crds_file: set while kafka_strimzi_install is true. Fix: set it to '' (the chart "
+                      "installs the CRDs; Helm leaves CRDs it did not create alone, so two owners would diverge)")
+    watch = values.get("kafka_strimzi_watch_namespaces", [])
+    if not isinstance(watch, list):
+        errors.append("kafka_strimzi_watch_namespaces: must be a list of namespaces")
+    else:
+        for i, namespace in enumerate(watch):
+            errors += namespace_errors(f"kafka_strimzi_watch_namespaces[{i}]", namespace)
+    return errors
+
+
 def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     """The kafka role's checks beyond its argument spec, run by mlops.platform.validate_roles before anything changes."""
     settings = role_settings(values)
@@ -213,6 +275,7 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
         if crds and not os.path.isfile(crds):
             errors.append(f"kafka_strimzi_crds_file: {crds} does not exist. Fix: run roles/kafka/files/broker.sh crds "
                           "(make setup does), or set it to '' where the Strimzi chart installed the CRDs")
+        errors += strimzi_install_errors(values)
         name = values.get("kafka_cluster_name", "mlops")
         if not _TOPIC_NAME.match(str(name)):
             errors.append(f"kafka_cluster_name: {name!r} is not a DNS-1123 label")
@@ -230,6 +293,8 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
             errors.append("kafka_external.admin_password: empty while provision is true. Fix: set it from a vault")
     teams = values.get("kafka_teams", (context or {}).get("teams", []))
     errors += team_kafka_errors(teams, settings)
+    if not validate_teams(teams):
+        errors += credential_errors(teams, values.get("kafka_team_passwords"))
     replicas = values.get("kafka_topic_replicas", 1)
     if replicas < 1:
         errors.append(f"kafka_topic_replicas: {replicas} is below 1")
@@ -309,7 +374,7 @@ def strimzi_objects(plan: dict, settings: dict) -> list[dict]:
                     "default.replication.factor": replicas, "min.insync.replicas": max(1, min(2, replicas - 1)) if replicas > 1 else 1,
                     "auto.create.topics.enable": False, **(settings.get("broker_config") or {})}
     objects: list[dict] = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": _labels()}},
+        namespace_object(namespace),
         {"apiVersion": STRIMZI_API, "kind": "Kafka",
          "metadata": {**meta, "name": cluster, "labels": _labels(),
                       "annotations": {"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"}},
@@ -330,15 +395,32 @@ def strimzi_objects(plan: dict, settings: dict) -> list[dict]:
             spec["resources"] = pool["resources"]
         objects.append({"apiVersion": STRIMZI_API, "kind": "KafkaNodePool",
                         "metadata": {**meta, "name": pool["name"], "labels": cluster_labels}, "spec": spec})
+    # k8s_info's resources of the cluster CA Secret (none before the operator created it).
+    found = [(item.get("data") or {}).get(CA_KEY) for item in settings.get("cluster_ca_secrets") or []]
+    cluster_ca = next((value for value in found if value), "")
+    if cluster_ca:
+        # The cluster CA certificate (public; Strimzi renews it) in each namespace of the teams with credentials.
+        for user in plan["users"]:
+            if user["team"] in set(settings.get("credential_teams") or []):
+                for ns in user["namespaces"]:
+                    objects.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                                    "metadata": {"name": cluster_ca_secret(cluster), "namespace": ns,
+                                                 "labels": {**_labels(user["team"]), LABEL_CLUSTER: cluster}},
+                                    "data": {CA_KEY: cluster_ca}})
     for topic in plan["topics"]:
         objects.append({"apiVersion": STRIMZI_API, "kind": "KafkaTopic",
                         "metadata": {**meta, "name": topic["name"], "labels": {**cluster_labels, LABEL_TEAM: topic["team"]}},
                         "spec": {"topicName": topic["name"], "partitions": topic["partitions"],
                                  "replicas": topic["replicas"], "config": topic["config"]}})
+    credentialed = set(settings.get("credential_teams") or [])
     for user in plan["users"]:
+        authentication: dict = {"type": "scram-sha-512"}
+        if user["team"] in credentialed:
+            ref = {"name": scram_secret_name(user["name"]), "key": PASSWORD_KEY}
+            authentication["password"] = {"valueFrom": {"secretKeyRef": ref}}
         objects.append({"apiVersion": STRIMZI_API, "kind": "KafkaUser",
                         "metadata": {**meta, "name": user["name"], "labels": {**cluster_labels, LABEL_TEAM: user["team"]}},
-                        "spec": {"authentication": {"type": "scram-sha-512"},
+                        "spec": {"authentication": authentication,
                                  "authorization": {"type": "simple", "acls": [
                                      {"resource": {"type": acl["resource_type"], "name": acl["resource_name"],
                                                    "patternType": "prefix"},
@@ -366,20 +448,34 @@ def module_users(plan: dict, passwords: dict) -> list[dict]:
 def published(plan: dict, settings: dict) -> dict:
     """The ``mlops_kafka`` fact: where Kafka is and how to reach it, and each team's user and prefixes.
 
-    No secret: a team's password is in the Secret named ``teams[team].secret`` (Strimzi's User Operator
-    writes one per KafkaUser, in the Kafka namespace) or in the cloud's secret store (MSK SCRAM)."""
+    No secret: a team with a password in kafka_team_passwords has ``credentials`` naming the Secret (in each of its
+    namespaces, placed by the secrets role) and its keys; without one, the password is in the Secret named
+    ``teams[team].secret`` (Strimzi's User Operator writes one per KafkaUser, in the Kafka namespace) or in the
+    cloud's secret store (MSK SCRAM)."""
+    credentialed = set(settings.get("credential_teams") or [])
+    strimzi = settings["mode"] == "strimzi"
     teams = {}
     for user in plan["users"]:
         teams[user["team"]] = {
-            "user": user["name"], "secret": user["name"] if settings["mode"] == "strimzi" else "",
+            "user": user["name"], "secret": user["name"] if strimzi else "",
+            "credentials": ({"secret": CREDENTIALS_SECRET, "username_key": USERNAME_KEY, "password_key": PASSWORD_KEY}
+                            if user["team"] in credentialed else {}),
             "namespaces": {ns: {"topic_prefix": team_prefix(settings, ns), "consumer_group_prefix": group_prefix(settings, ns)}
                            for ns in user["namespaces"]}}
+    protocol = settings.get("security_protocol", "")
+    # TLS clients (Seldon speaks SASL only over TLS): Strimzi's TLS listener (SCRAM on 9093) with its cluster CA;
+    # an external cluster's own settings.
+    tls = {"bootstrap_servers": f"{settings['cluster_name']}-kafka-bootstrap.{settings['namespace']}.svc:9093",
+           "security_protocol": "SASL_SSL", "ca_secret": cluster_ca_secret(settings["cluster_name"]), "ca_key": CA_KEY} \
+        if strimzi else {"bootstrap_servers": settings.get("bootstrap_servers", ""), "security_protocol": protocol,
+                         "ca_secret": settings.get("ca_secret", ""), "ca_key": CA_KEY if settings.get("ca_secret") else ""}
     return {"enabled": settings["mode"] != "none", "mode": settings["mode"],
             "bootstrap_servers": settings.get("bootstrap_servers", ""),
-            "security_protocol": settings.get("security_protocol", ""),
+            "security_protocol": protocol,
             "sasl_mechanism": settings.get("sasl_mechanism", ""),
-            "tls": settings.get("security_protocol", "") in ("SSL", "SASL_SSL"),
+            "tls": protocol in ("SSL", "SASL_SSL"),
             "ca_secret": settings.get("ca_secret", ""),
+            "tls_listener": tls if settings["mode"] != "none" else {},
             "topic_prefix": settings.get("topic_prefix", "seldon"),
             "consumer_group_prefix": settings.get("consumer_group_prefix", "seldon"),
             "topics": [t["name"] for t in plan["topics"]],
@@ -405,10 +501,124 @@ def seldon_kafka_config(kafka: dict | None, bootstrap_override: str = "", topic_
     return out
 
 
+# Seldon's components that talk to Kafka, and their main containers (module_utils/seldon.py COMPONENTS).
+SELDON_KAFKA_CONTAINERS = {"seldon-modelgateway": "modelgateway", "seldon-pipelinegateway": "pipelinegateway",
+                           "seldon-dataflow-engine": "dataflow-engine"}
+
+
+def seldon_credentials_env(kafka: dict, team: dict) -> list[dict]:
+    """The environment Seldon Core v2's Kafka clients read their SASL settings from (its setup chart sets the same
+    variables from ``security.kafka``, one user for the whole cluster; here per runtime): the user, the Secret in the
+    runtime's own namespace and its password key, and, with a CA Secret, the broker CA."""
+    tls = kafka.get("tls_listener") or {}
+    env = [{"name": "KAFKA_SECURITY_PROTOCOL", "value": "SASL_SSL"},
+           {"name": "KAFKA_SASL_MECHANISM", "value": kafka.get("sasl_mechanism") or "SCRAM-SHA-512"},
+           {"name": "KAFKA_CLIENT_SASL_USERNAME", "value": team["user"]},
+           {"name": "KAFKA_CLIENT_SASL_SECRET_NAME", "value": team["credentials"]["secret"]},
+           {"name": "KAFKA_CLIENT_SASL_PASSWORD_LOCATION",
+            "value": SELDON_PASSWORD_LOCATION.rsplit("/", 1)[0] + "/" + team["credentials"]["password_key"]}]
+    if tls.get("ca_secret"):
+        env += [{"name": "KAFKA_BROKER_TLS_SECRET_NAME", "value": tls["ca_secret"]},
+                {"name": "KAFKA_BROKER_TLS_CA_LOCATION", "value": SELDON_CA_LOCATION.rsplit("/", 1)[0] + "/" + tls["ca_key"]}]
+    return env
+
+
+def _with_env(overrides: list, component: str, env: list[dict]) -> list:
+    """``overrides`` with ``env`` set on the component's main container (merged by name into an override the team
+    already has: the module refuses a component overridden twice)."""
+    container = SELDON_KAFKA_CONTAINERS[component]
+    out, found = [], False
+    for override in overrides or []:
+        if override.get("name") == component:
+            found = True
+            pod_spec = dict(override.get("pod_spec") or {})
+            containers = [dict(c) for c in pod_spec.get("containers") or []]
+            entry = next((c for c in containers if c.get("name") == container), None)
+            if entry is None:
+                entry = {"name": container}
+                containers.append(entry)
+            names = {e["name"] for e in env}
+            entry["env"] = [e for e in entry.get("env") or [] if e.get("name") not in names] + env
+            override = {**override, "pod_spec": {**pod_spec, "containers": containers}}
+        out.append(override)
+    if not found:
+        out.append({"name": component, "pod_spec": {"containers": [{"name": container, "env": env}]}})
+    return out
+
+
 def seldon_runtime_kafka(runtimes: list, kafka: dict | None) -> list:
     """Each runtime with its namespace's consumer group prefix (``runtimes[].kafka``), so the groups Seldon
-    creates there fall under the ACLs of the team's Kafka user."""
-    prefixes = {ns: entry["consumer_group_prefix"] for team in ((kafka or {}).get("teams") or {}).values()
-                for ns, entry in team["namespaces"].items()}
-    return [{**r, "kafka": {"consumer_group_id_prefix": prefixes[r["namespace"]]}} if r["namespace"] in prefixes else r
-            for r in runtimes]
+    creates there fall under the ACLs of the team's Kafka user; for a team with credentials also the TLS listener
+    and, on its Kafka components, the environment that points them at the team's user and Secret."""
+    kafka = kafka or {}
+    owners = {ns: team for team in (kafka.get("teams") or {}).values() for ns in team["namespaces"]}
+    out = []
+    for runtime in runtimes:
+        if runtime["namespace"] not in owners:
+            out.append(runtime)
+            continue
+        team = owners[runtime["namespace"]]
+        entry = {**runtime, "kafka": {"consumer_group_id_prefix": team["namespaces"][runtime["namespace"]]["consumer_group_prefix"]}}
+        disabled = {o.get("name") for o in runtime.get("overrides") or [] if o.get("disable")}
+        if team.get("credentials") and not disabled & set(SELDON_KAFKA_CONTAINERS):
+            tls = kafka.get("tls_listener") or {}
+            security = {"security.protocol": "SASL_SSL", "sasl.mechanism": kafka.get("sasl_mechanism") or "SCRAM-SHA-512"}
+            entry["kafka"].update({"bootstrap_servers": tls.get("bootstrap_servers") or kafka.get("bootstrap_servers"),
+                                   "consumer": dict(security), "producer": dict(security)})
+            overrides = list(runtime.get("overrides") or [])
+            env = seldon_credentials_env(kafka, team)
+            for component in SELDON_KAFKA_CONTAINERS:
+                overrides = _with_env(overrides, component, env)
+            entry["overrides"] = overrides
+        out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The teams' credentials (secrets role)
+# --------------------------------------------------------------------------------------------
+def credential_errors(teams: Any, passwords: Any, variable: str = "kafka_team_passwords") -> list[str]:
+    """Problems of ``kafka_team_passwords`` ({team: password}, or the setting ``variable``); names only, never values."""
+    if passwords in (None, ""):
+        return []
+    if not isinstance(passwords, dict):
+        return [f"{variable}: must be a mapping {{team: password}} (from a vault)"]
+    known = {t.get("name") for t in teams or [] if isinstance(t, dict)}
+    errors = [f"{variable}: {name!r} is not a team. Fix: use a team's name ({', '.join(sorted(map(str, known)))})"
+              for name in sorted(map(str, passwords)) if name not in known]
+    errors += [f"{variable}.{name}: empty. Fix: set it from a vault, or drop the team (Strimzi's User Operator then "
+               "generates its password, and Seldon gets no credentials)" for name, value in sorted(passwords.items())
+               if name in known and (value is None or str(value) == "")]
+    return errors
+
+
+def credential_objects(teams: list | None, settings: dict) -> list[dict]:
+    """The Secrets of every team in ``settings['passwords']``: CREDENTIALS_SECRET in each of its namespaces and,
+    with ``settings['kafka_namespace']`` (Strimzi), the KafkaUser's password Secret there (with its Namespace,
+    rendered as the kafka role renders it, since the secrets role runs first). Values are base64 in ``data``."""
+    import base64
+
+    passwords = settings.get("passwords") or {}
+    if not passwords:
+        return []
+    kafka_ns = settings.get("kafka_namespace") or ""
+    objects: list[dict] = [namespace_object(kafka_ns)] if kafka_ns else []
+
+    def secret(name: str, namespace: str, team: str, data: dict) -> dict:
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": name, "namespace": namespace, "labels": _labels(team)},
+                "data": {k: base64.b64encode(str(v).encode()).decode() for k, v in sorted(data.items())}}
+
+    rows: dict[str, list[str]] = {}
+    for row in team_namespaces(teams):
+        rows.setdefault(row["team"], []).append(row["namespace"])
+    for team in teams or []:
+        name, password = team["name"], passwords.get(team["name"])
+        if password is None or str(password) == "":
+            continue
+        user = user_name(settings, name)
+        for namespace in rows.get(name, []):
+            objects.append(secret(CREDENTIALS_SECRET, namespace, name, {USERNAME_KEY: user, PASSWORD_KEY: password}))
+        if kafka_ns:
+            objects.append(secret(scram_secret_name(user), kafka_ns, name, {PASSWORD_KEY: password}))
+    return objects

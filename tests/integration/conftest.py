@@ -102,3 +102,13 @@ def helm() -> str:
     if proc.returncode != 0:
         pytest.fail(f"scripts/helm.sh could not provide helm: {proc.stderr[-2000:]}")
     return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def strimzi_crds_file() -> str:
+    """The Strimzi CRDs of io.strimzi:api (roles/kafka/files/broker.sh crds, cached); fails (never skips) without them."""
+    done = subprocess.run([str(ROOT / "roles" / "kafka" / "files" / "broker.sh"), "crds"], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.fail(f"broker.sh crds failed: {done.stderr[-2000:]}")
+    return done.stdout.strip()

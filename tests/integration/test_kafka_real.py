@@ -17,6 +17,7 @@ import time
 import pytest
 from ansible_run import recap, run_module, run_role
 from servers import KafkaBroker
+from test_kafka_credentials import TEAM_A, TEAM_B, common_vars, converge, namespaces, secret_data  # noqa: F401  # pylint: disable=unused-import
 
 confluent_kafka = pytest.importorskip("confluent_kafka", reason="confluent-kafka is pinned in requirements.txt")
 from confluent_kafka import KafkaError, KafkaException, Producer  # noqa: E402
@@ -146,3 +147,30 @@ def test_kafka_topics_refuses_fewer_partitions(broker, tmp_path):
     assert broker.password not in json.dumps(results)
     with pytest.raises(KafkaException):
         AdminClient({**broker.client("team-c", "nope"), "log_level": 0}).list_topics(timeout=2)
+
+
+@pytest.mark.cluster
+def test_the_team_secret_authenticates_on_a_real_broker(broker, kubeconfig, api_client, namespaces, tmp_path):  # noqa: F811
+    """The password the secrets role placed in the team's namespace (kafka_team_passwords, the source the user was
+    provisioned from) is what the broker accepts for the team's user: its own prefix works, another team's is
+    refused, and another team's user does not take it. The teams and namespaces are test_kafka_credentials.py's."""
+    passwords = {TEAM_A: secrets.token_urlsafe(18), TEAM_B: secrets.token_urlsafe(18)}
+    variables = common_vars(kubeconfig, passwords, kafka_mode="external", kafka_external={
+        "bootstrap_servers": broker.bootstrap, "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+        "provision": True, "admin_username": KafkaBroker.ADMIN, "admin_password": broker.password})
+    first = converge(tmp_path / "1", variables, roles=("secrets", "kafka"))
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    for value in (broker.password, *passwords.values()):
+        assert value not in first.stdout + first.stderr
+
+    creds = secret_data(api_client, TEAM_A, "kafka-credentials")
+    assert creds["username"] == TEAM_A
+    assert _produce(broker, creds["username"], creds["password"], f"seldon.{TEAM_A}.model.fraud.inputs") is None
+    refused = _produce(broker, creds["username"], creds["password"], f"seldon.{TEAM_B}.model.churn.inputs")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, refused
+    other = secret_data(api_client, TEAM_B, "kafka-credentials")
+    assert other["password"] != creds["password"]
+    assert _produce(broker, other["username"], creds["password"], f"seldon.{TEAM_B}.model.churn.inputs", 2000) is not None
+
+    second = converge(tmp_path / "2", variables, roles=("secrets", "kafka"))
+    assert recap(second.stdout)["changed"] == 0, second.stdout[-4000:]

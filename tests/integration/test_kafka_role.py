@@ -10,9 +10,6 @@ pruned while its topics stay. The role works in its own namespace, so the local 
 
 from __future__ import annotations
 
-import pathlib
-import subprocess
-
 import pytest
 from ansible_run import recap, run_role
 from kubernetes import client
@@ -22,7 +19,6 @@ pytestmark = pytest.mark.cluster
 
 NS = "it-kafka"
 GROUP, VERSION = "kafka.strimzi.io", "v1beta2"
-BROKER_SH = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kafka" / "files" / "broker.sh"
 TEAMS = [
     {"name": "it-kafka-a", "serving": True, "kafka": {"partitions": 3, "topics": [{"name": "fraud"}]}},
     {"name": "it-kafka-b", "kafka": {"topics": [{"name": "events", "kind": "topic", "retention_ms": 3600000}]}},
@@ -30,10 +26,8 @@ TEAMS = [
 
 
 @pytest.fixture(scope="module")
-def crds_file() -> str:
-    done = subprocess.run([str(BROKER_SH), "crds"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip()
+def crds_file(strimzi_crds_file) -> str:
+    return strimzi_crds_file
 
 
 @pytest.fixture(scope="module")

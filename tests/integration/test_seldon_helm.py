@@ -14,9 +14,9 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import pytest
+from k8s_wait import namespace_gone
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -59,30 +59,17 @@ def archives(helm, tmp_path_factory) -> dict:
             "old_crds": str(package(helm, work / "old", "seldon-core-v2-crds", "2.9.0"))}
 
 
-def namespace_gone(api_client, timeout: float = 90) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client.CoreV1Api(api_client).read_namespace(NAMESPACE)
-        except ApiException as exc:
-            if exc.status == 404:
-                return True
-            raise
-        time.sleep(1)
-    return False
-
-
 @pytest.fixture(scope="module")
 def cleanup(api_client):
     """The release namespace (helm creates it) is deleted afterwards, and waited for, so a re-run starts clean."""
-    assert namespace_gone(api_client), f"{NAMESPACE} is still terminating from an earlier run"
+    assert namespace_gone(api_client, NAMESPACE), f"{NAMESPACE} is still terminating from an earlier run"
     yield
     try:
         client.CoreV1Api(api_client).delete_namespace(NAMESPACE)
     except ApiException as exc:
         if exc.status != 404:
             raise
-    assert namespace_gone(api_client), f"{NAMESPACE} was not deleted"
+    assert namespace_gone(api_client, NAMESPACE), f"{NAMESPACE} was not deleted"
 
 
 def run_role(kubeconfig: str, helm: str, tmp_path: pathlib.Path, chart_archives: dict, expect_failure: bool = False,

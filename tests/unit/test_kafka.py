@@ -92,3 +92,105 @@ def test_seldon_reads_the_published_fact_and_the_override_wins():
     each = runtime_params(params)
     assert each[0]["config"]["kafka"]["consumer_group_id_prefix"] == "seldon.team-a."
     assert each[0]["config"]["kafka"]["bootstrap_servers"] == config["bootstrap_servers"]
+
+
+def test_strimzi_install_checks_the_pinned_archive_and_the_crds_owner(tmp_path):
+    archive = tmp_path / "strimzi-kafka-operator-0.48.0.tgz"
+    archive.write_bytes(b"chart")
+    base = {"kafka_mode": "strimzi", "kafka_strimzi_install": True, "kafka_strimzi_chart_version": "0.48.0"}
+    assert kafka.variable_errors({**base, "kafka_strimzi_chart_archive": str(archive)}) == []
+    assert kafka.variable_errors({**base, "kafka_strimzi_install": False, "kafka_strimzi_chart_version": "latest"}) == []
+    [wrong] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "0.49.0", "kafka_strimzi_chart_archive": str(archive)})
+    assert wrong.startswith(f"kafka_strimzi_chart_archive '{archive}' is missing or is not the 0.49.0 chart")
+    [gone] = kafka.variable_errors({**base, "kafka_strimzi_chart_archive": "/nonexistent/strimzi-kafka-operator-0.48.0.tgz"})
+    assert "is missing or is not the 0.48.0 chart" in gone and "helm pull" in gone
+    other = tmp_path / "seldon-core-v2-setup-0.48.0.tgz"
+    other.write_bytes(b"chart")
+    [named] = kafka.variable_errors({**base, "kafka_strimzi_chart_archive": str(other)})
+    assert "is not the strimzi-kafka-operator chart" in named
+    [latest] = kafka.variable_errors({**base, "kafka_strimzi_chart_version": "latest"})
+    assert latest.startswith("kafka_strimzi_chart_version: 'latest' is not a chart version")
+    both = kafka.variable_errors({**base, "kafka_strimzi_crds_file": str(archive), "kafka_strimzi_watch_namespaces": ["Bad"]})
+    assert [e.split(":")[0] for e in both] == ["kafka_strimzi_crds_file", "kafka_strimzi_watch_namespaces[0]"]
+
+
+def test_the_strimzi_release_guard_refuses_an_older_chart():
+    from ansible_collections.mlops.platform.plugins.module_utils.versions import guard_errors, helm_release_guard
+
+    status = {"chart": "strimzi-kafka-operator-0.48.0", "name": "strimzi-kafka-operator", "namespace": "kafka"}
+    guard = helm_release_guard(status, "kafka_strimzi_chart_version", "0.47.0", "why", "helm rollback", False,
+                               "kafka_strimzi_allow_downgrade")
+    [error] = guard_errors([guard])
+    assert error.startswith("kafka_strimzi_chart_version 0.47.0 < live 0.48.0 (Helm release kafka/strimzi-kafka-operator)")
+    assert "kafka_strimzi_allow_downgrade: true" in error
+    assert guard_errors([helm_release_guard(status, "v", "0.49.0", "why", "fix")]) == []
+    assert guard_errors([helm_release_guard({}, "v", "0.1.0", "why", "fix")]) == []
+
+
+def test_team_credentials_one_password_both_sides_and_seldon_reads_the_secret():
+    import base64
+
+    settings = {**SETTINGS, "credential_teams": ["team-a"]}
+    plan = kafka.kafka_plan(TEAMS, settings)
+    users = {o["metadata"]["name"]: o for o in kafka.strimzi_objects(plan, settings) if o["kind"] == "KafkaUser"}
+    assert users["team-a"]["spec"]["authentication"] == {
+        "type": "scram-sha-512",
+        "password": {"valueFrom": {"secretKeyRef": {"name": "team-a-scram-password", "key": "password"}}}}
+    assert users["team-b"]["spec"]["authentication"] == {"type": "scram-sha-512"}  # Strimzi generates it
+
+    objects = kafka.credential_objects(TEAMS, {"passwords": {"team-a": "s3cret-a"}, "user_prefix": "",
+                                               "kafka_namespace": "kafka"})
+    assert [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects] == [
+        ("Namespace", None, "kafka"), ("Secret", "team-a", "kafka-credentials"), ("Secret", "kafka", "team-a-scram-password")]
+    assert objects[0] == kafka.strimzi_objects(plan, settings)[0]  # the same Namespace as the kafka role's
+    decoded = {o["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in o["data"].items()} for o in objects[1:]}
+    assert decoded == {"kafka-credentials": {"username": "team-a", "password": "s3cret-a"},
+                       "team-a-scram-password": {"password": "s3cret-a"}}
+    external = kafka.credential_objects(TEAMS, {"passwords": {"team-b": "pw-b"}, "user_prefix": "u-", "kafka_namespace": ""})
+    assert [(o["metadata"]["namespace"], base64.b64decode(o["data"]["username"]).decode()) for o in external] == [
+        ("b-serve", "u-team-b"), ("b-train", "u-team-b")]
+    assert kafka.credential_objects(TEAMS, {"passwords": {}}) == []
+
+    errors = kafka.credential_errors(TEAMS, {"team-a": "", "nobody": "x"})
+    assert errors == ["kafka_team_passwords: 'nobody' is not a team. Fix: use a team's name (team-a, team-b)",
+                      "kafka_team_passwords.team-a: empty. Fix: set it from a vault, or drop the team (Strimzi's User "
+                      "Operator then generates its password, and Seldon gets no credentials)"]
+
+    fact = kafka.published(plan, settings)
+    assert fact["teams"]["team-a"]["credentials"] == {"secret": "kafka-credentials", "username_key": "username",
+                                                      "password_key": "password"}
+    assert fact["teams"]["team-b"]["credentials"] == {}
+    assert fact["tls_listener"] == {"bootstrap_servers": "mlops-kafka-bootstrap.kafka.svc:9093", "security_protocol": "SASL_SSL",
+                                    "ca_secret": "mlops-cluster-ca-cert", "ca_key": "ca.crt"}
+    assert "s3cret" not in str(fact)
+
+    theirs = [{"name": "seldon-modelgateway", "replicas": 2,
+               "pod_spec": {"containers": [{"name": "modelgateway", "env": [{"name": "X", "value": "1"}]}]}}]
+    runtimes = kafka.seldon_runtime_kafka([{"namespace": "team-a", "team": "team-a", "overrides": theirs},
+                                           {"namespace": "b-serve", "team": "team-b", "overrides": []}], fact)
+    a, b = runtimes
+    assert b == {"namespace": "b-serve", "team": "team-b", "overrides": [], "kafka": {"consumer_group_id_prefix": "seldon.b-serve."}}
+    assert a["kafka"]["bootstrap_servers"] == "mlops-kafka-bootstrap.kafka.svc:9093"
+    assert a["kafka"]["consumer"] == {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512"}
+    by_name = {o["name"]: o for o in a["overrides"]}
+    assert sorted(by_name) == ["seldon-dataflow-engine", "seldon-modelgateway", "seldon-pipelinegateway"]
+    assert by_name["seldon-modelgateway"]["replicas"] == 2
+    [gateway] = by_name["seldon-modelgateway"]["pod_spec"]["containers"]
+    env = {e["name"]: e["value"] for e in gateway["env"]}
+    assert env == {"X": "1", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+                   "KAFKA_CLIENT_SASL_USERNAME": "team-a", "KAFKA_CLIENT_SASL_SECRET_NAME": "kafka-credentials",
+                   "KAFKA_CLIENT_SASL_PASSWORD_LOCATION": "/tmp/sasl/kafka/client/password",
+                   "KAFKA_BROKER_TLS_SECRET_NAME": "mlops-cluster-ca-cert",
+                   "KAFKA_BROKER_TLS_CA_LOCATION": "/tmp/certs/kafka/broker/ca.crt"}
+    assert by_name["seldon-dataflow-engine"]["pod_spec"]["containers"][0]["name"] == "dataflow-engine"
+    # The module takes these runtimes as they are (the overrides' keys are its own).
+    params = {"runtimes": runtimes, "team": None, "overrides": [], "config": {"kafka": kafka.seldon_kafka_config(fact)}}
+    each = runtime_params(params)
+    assert each[0]["config"]["kafka"]["bootstrap_servers"].endswith(":9093")
+    assert each[1]["config"]["kafka"]["bootstrap_servers"].endswith(":9092")
+
+    # The cluster CA certificate, once the operator made it, is copied into the credentialed team's namespaces.
+    with_ca = kafka.strimzi_objects(plan, {**settings, "cluster_ca_secrets": [{"data": {"ca.crt": "Q0E=", "ca.password": "x"}}]})
+    copies = [o for o in with_ca if o["kind"] == "Secret"]
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"], o["data"]) for o in copies] == [
+        ("team-a", "mlops-cluster-ca-cert", {"ca.crt": "Q0E="})]
