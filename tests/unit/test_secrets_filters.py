@@ -96,9 +96,10 @@ def test_grafana_admin_secret_for_the_monitoring_role_names_an_empty_password():
 def test_an_empty_s3_endpoint_is_aws_itself_so_the_endpoint_keys_are_left_out_and_nothing_is_missing():
     aws = {**SETTINGS, "s3": {**SETTINGS["s3"], "region": "eu-west-1", "endpoint_url": "", "rclone_provider": "AWS"},
            "mlflow": {**SETTINGS["mlflow"], "tracking_password": "t" * 16}}
-    training, _, serving, _ = secrets_specs(ROWS, aws)
+    specs = secrets_specs(ROWS, aws)
+    training, serving = specs[0], specs[2]
+    assert training["missing"] == serving["missing"] == training["missing_training"] == []
     for spec in (training, serving):
-        assert spec["missing"] == [] and spec["missing_training" if spec is training else "missing"] == []
         assert not set(spec["secret"]["data"]) & {"AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "RCLONE_CONFIG_S3_ENDPOINT"}
     assert training["secret"]["data"]["RCLONE_CONFIG_S3_REGION"] == "eu-west-1"
     # with an endpoint (MinIO) all three are there, MLflow's defaulting to the S3 one
