@@ -117,9 +117,10 @@ def test_every_platform_role_but_cluster_maps_to_a_component():
     spec = yaml.safe_load(open(gitops.__file__.replace("plugins/module_utils/gitops.py",
                                                        "roles/gitops/meta/argument_specs.yml"), encoding="utf-8"))
     roles = spec["argument_specs"]["main"]["options"]["gitops_render_roles"]["default"]
-    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "redis", "secrets", "kafka", "processing", "seldon"]
-    # seldon's bundles are named after what they carry (the charts' Applications, its CRDs, the runtimes)
-    bundles = [r for r in roles if r != "seldon"] + ["seldon-controller", "seldon-crds", "seldon-runtimes"]
+    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "secrets", "kafka"]
+    # every role's bundle maps, also those not rendered by default; seldon's are named after what they
+    # carry (the charts' Applications, its CRDs, the runtimes)
+    bundles = roles + ["redis", "processing", "seldon-controller", "seldon-crds", "seldon-runtimes"]
     assert set(bundles) <= set(gitops.DEFAULT_COMPONENTS)
     waves = {gitops.DEFAULT_COMPONENTS[b]["component"]: gitops.DEFAULT_COMPONENTS[b]["wave"] for b in bundles}
     assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2,
