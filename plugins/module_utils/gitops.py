@@ -63,7 +63,11 @@ DEFAULT_COMPONENTS = {
 # difference a sync could remove. Only these server-filled fields are ignored; the claims' spec is compared.
 IGNORE_DIFFERENCES = [{"group": "apps", "kind": "StatefulSet", "jqPathExpressions": [
     ".spec.volumeClaimTemplates[]?.apiVersion", ".spec.volumeClaimTemplates[]?.kind",
-    ".spec.volumeClaimTemplates[]?.status", ".spec.volumeClaimTemplates[]?.metadata.creationTimestamp"]}]
+    ".spec.volumeClaimTemplates[]?.status", ".spec.volumeClaimTemplates[]?.metadata.creationTimestamp"]},
+    # A printer column's priority 0 is its default: the API server drops it (omitempty), Argo CD's diff would keep
+    # a CRD that spells it out (the Flink operator's) OutOfSync forever. Only a zero priority is ignored.
+    {"group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition", "jqPathExpressions": [
+        ".spec.versions[]?.additionalPrinterColumns[]? | select(.priority == 0) | .priority"]}]
 # Bundles that only read back (a check-mode comparison of objects another bundle already renders).
 READ_ONLY_BUNDLES = ("team_isolation_verify",)
 LABELS = {"app.kubernetes.io/managed-by": "mlops.platform", "app.kubernetes.io/part-of": "mlops-platform",
@@ -152,6 +156,36 @@ def read_rendered(render_dir: str, components: dict) -> tuple[dict[str, list[dic
             "gitops_components ({component: <dns label>, wave: <int>}, the defaults included when you set it), "
             "or remove its role from gitops_render_roles")
     return found, ignored
+
+
+def object_key(obj: dict) -> tuple:
+    meta = obj.get("metadata") or {}
+    return (obj.get("apiVersion", "").rpartition("/")[0], obj.get("kind"), meta.get("namespace") or "", meta.get("name"))
+
+
+def deduplicate(tree: dict[str, list[dict]], waves: dict[str, int]) -> list[str]:
+    """An object two components render (the secrets and kafka roles both render the Kafka namespace, as the push
+    path applies it from both) stays in the component of the earliest wave only: Argo CD tracks an object in one
+    Application, a second one reports a SharedResourceWarning and stays OutOfSync. Different content fails."""
+    owner: dict[tuple, tuple[str, dict]] = {}
+    for component in sorted(tree, key=lambda c: (waves.get(c, 0), c)):
+        for obj in tree[component]:
+            owner.setdefault(object_key(obj), (component, obj))
+    moved = []
+    for component in sorted(tree):
+        kept = []
+        for obj in tree[component]:
+            first, first_obj = owner[object_key(obj)]
+            if first == component:
+                kept.append(obj)
+                continue
+            what = f"{obj['kind']} {'/'.join(p for p in object_key(obj)[2:] if p)}"
+            if first_obj != obj:
+                raise GitOpsError(f"{what}: rendered differently by components {first} and {component}; one object "
+                                  "can be managed by one Application only: render it the same or in one role")
+            moved.append(f"{component}: {what} (kept in {first})")
+        tree[component] = kept
+    return moved
 
 
 def plain_secrets(tree: dict[str, list[dict]]) -> list[str]:
@@ -312,6 +346,8 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
     rendered, ignored = read_rendered(params["render_dir"], components)
     if not rendered:
         raise GitOpsError(f"{params['render_dir']}: no rendered component (run the platform roles with mlops_render_only first)")
+    shared = deduplicate(rendered, {spec["component"]: spec["wave"] for spec in components.values()})
+    rendered = {c: objects for c, objects in rendered.items() if objects}
     certificate = read_certificate(params.get("sealing_cert") or "")
     sealed = []
     secrets = plain_secrets(rendered)
@@ -356,7 +392,7 @@ def build_tree(params: dict) -> tuple[dict[str, str], dict]:
                              "annotations": {"argocd.argoproj.io/refresh": "hard"}}}
                for o in bootstrap if o["kind"] == "Application"]
     facts = {"components": {c: {"wave": waves[c], "objects": len(rendered[c])} for c in sorted(rendered)},
-             "ignored": sorted(set(ignored)), "sealed": sealed, "delivery": delivery, "bootstrap": bootstrap,
+             "ignored": sorted(set(ignored)), "shared": shared, "sealed": sealed, "delivery": delivery, "bootstrap": bootstrap,
              "refresh": refresh}
     return files, facts
 

@@ -6,9 +6,9 @@ against the cluster, with Debian's redis-server; the tree is served from a bare 
 The Sealed Secrets controller (roles/secrets/files/controllers.sh) runs as a process too (unshare -m,
 its upstream RBAC) and its /v1/cert.pem is the role's gitops_sealing_cert.
 
-playbooks/gitops.yml renders every platform role but seldon (team_isolation, storage, mlflow,
-monitoring, secrets, kafka; mlops_render_only), seals each Secret into a SealedSecret, commits the
-tree and applies the app-of-apps; the test shows every Application Synced and Healthy, the waves in
+playbooks/gitops.yml renders every platform role (team_isolation, storage, mlflow, monitoring, redis,
+secrets, kafka, processing, seldon with its stand-in CRDs; mlops_render_only), seals each Secret into
+a SealedSecret, commits the tree and applies the app-of-apps; the test shows every Application Synced and Healthy, the waves in
 order, no secret value in Git or in the output, the objects (the unsealed Secrets' keys and values
 included) equal to what the push path creates, a second converge changing nothing, selfHeal
 restoring a deleted object, a removed team pruned, and every rendered Application, AppProject,
@@ -42,7 +42,11 @@ from servers import free_port
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARGOCD = ROOT / "roles" / "gitops" / "files" / "argocd.sh"
 NAME = "mlops-it-gitops-argocd"
-COMPONENTS = {"team-isolation": 0, "storage": 1, "kafka": 1, "mlflow": 2, "monitoring": 2, "secrets": 2}
+COMPONENTS = {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2, "redis": 2,
+              "secrets": 2, "seldon": 3}
+# The objects of each component's directory (the Kafka namespace, rendered by kafka and secrets, only in kafka's).
+OBJECTS = {"team-isolation": 28, "storage": 7, "kafka": 13, "processing": 42, "mlflow": 12, "monitoring": 51, "redis": 5,
+           "secrets": 8, "seldon": 6}
 APPS = {f"mlops-{c}" for c in COMPONENTS} | {"mlops-root"}
 # No operator reconciles these here (see the module docstring): healthy once applied. Test settings only.
 OFFLINE_HEALTH = {
@@ -60,8 +64,11 @@ PUSH = """
     - mlops.platform.storage
     - mlops.platform.mlflow
     - mlops.platform.monitoring
+    - mlops.platform.redis
     - mlops.platform.secrets
     - mlops.platform.kafka
+    - mlops.platform.processing
+    - mlops.platform.seldon
 """
 
 
@@ -272,7 +279,9 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     first_object = {"team-isolation": created("namespace", "financial-ml"), "storage": created("namespace", "minio"),
                     "kafka": created("namespace", "kafka"), "mlflow": created("namespace", "mlflow"),
                     "monitoring": created("namespace", "monitoring"),
-                    "secrets": created("sealedsecrets.bitnami.com", "grafana-admin", "monitoring")}
+                    "secrets": created("sealedsecrets.bitnami.com", "grafana-admin", "monitoring"),
+                    "redis": created("namespace", "redis"), "processing": created("namespace", "spark-operator"),
+                    "seldon": created("seldonruntimes.mlops.seldon.io", "seldon", "financial-ml")}
     app_created = {c: apps[f"mlops-{c}"]["metadata"]["creationTimestamp"] for c in COMPONENTS}
     for early, wave_a in COMPONENTS.items():
         for late, wave_b in COMPONENTS.items():
@@ -288,7 +297,7 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     subprocess.run(["git", "clone", "-q", str(gitops["work"] / "platform.git"), str(clone)], check=True)
     components = tree(clone)
     assert sorted(components) == sorted(COMPONENTS)
-    assert len(components["team-isolation"]) == 28
+    assert {c: len(o) for c, o in components.items()} == OBJECTS
     for name in components:
         folder = clone / "components" / name
         listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
@@ -296,9 +305,10 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     objects = [o for objs in components.values() for o in objs]
     assert not [o for o in objects if o["kind"] == "Secret"]
     sealed = sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objects if o["kind"] == "SealedSecret")
-    assert sealed == ["financial-ml/ml-platform", "financial-mlops-pytorch/ghcr", "financial-mlops-pytorch/ml-platform",
+    assert sealed == ["financial-ml/kafka-credentials", "financial-ml/ml-platform", "financial-ml/redis",
+                      "financial-mlops-pytorch/ghcr", "financial-mlops-pytorch/ml-platform", "kafka/financial-ml-scram-password",
                       "minio/minio-credentials", "mlflow/mlflow-database-secret", "mlflow/mlflow-server",
-                      "monitoring/alertmanager-alertmanager-config", "monitoring/grafana-admin"]
+                      "monitoring/alertmanager-alertmanager-config", "monitoring/grafana-admin", "redis/redis-auth"]
     synced = live_objects(kubeconfig, objects)
     assert len(synced) == len(objects)
     # No value of any unsealed Secret in Git (every commit) or in the converge's output.

@@ -113,14 +113,33 @@ def test_a_bundle_mapping_to_no_component_fails_naming_it_and_the_fix(tmp_path):
     assert mapped["components"]["airflow"] == {"wave": 2, "objects": 1}
 
 
+def test_an_object_two_components_render_stays_in_the_earliest_wave_only(tmp_path):
+    kafka_ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kafka"}}
+    render(tmp_path / "r", "secrets", [kafka_ns, SA])
+    render(tmp_path / "r", "kafka", [kafka_ns])
+    files, facts = gitops.build_tree(params(tmp_path / "r"))
+    assert "components/kafka/namespace-kafka.yaml" in files and "components/secrets/namespace-kafka.yaml" not in files
+    assert facts["shared"] == ["secrets: Namespace kafka (kept in kafka)"]
+    assert facts["components"] == {"kafka": {"wave": 1, "objects": 1}, "secrets": {"wave": 2, "objects": 1}}
+    # Argo CD would track it in one Application only: a different content is refused, naming both.
+    render(tmp_path / "d", "secrets", [{**kafka_ns, "metadata": {"name": "kafka", "labels": {"a": "b"}}}])
+    render(tmp_path / "d", "kafka", [kafka_ns])
+    with pytest.raises(gitops.GitOpsError, match="Namespace kafka: rendered differently by components kafka and secrets"):
+        gitops.build_tree(params(tmp_path / "d"))
+
+
+def test_a_zero_printer_column_priority_is_not_a_difference():
+    crd = [d for d in gitops.IGNORE_DIFFERENCES if d["kind"] == "CustomResourceDefinition"]
+    assert crd and "select(.priority == 0)" in crd[0]["jqPathExpressions"][0]
+
+
 def test_every_platform_role_but_cluster_maps_to_a_component():
     spec = yaml.safe_load(open(gitops.__file__.replace("plugins/module_utils/gitops.py",
                                                        "roles/gitops/meta/argument_specs.yml"), encoding="utf-8"))
     roles = spec["argument_specs"]["main"]["options"]["gitops_render_roles"]["default"]
-    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "secrets", "kafka"]
-    # every role's bundle maps, also those not rendered by default; seldon's are named after what they
-    # carry (the charts' Applications, its CRDs, the runtimes)
-    bundles = roles + ["redis", "processing", "seldon-controller", "seldon-crds", "seldon-runtimes"]
+    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "redis", "secrets", "kafka", "processing", "seldon"]
+    # seldon's bundles are named after what they carry (the charts' Applications, its CRDs, the runtimes)
+    bundles = [r for r in roles if r != "seldon"] + ["seldon-controller", "seldon-crds", "seldon-runtimes"]
     assert set(bundles) <= set(gitops.DEFAULT_COMPONENTS)
     waves = {gitops.DEFAULT_COMPONENTS[b]["component"]: gitops.DEFAULT_COMPONENTS[b]["wave"] for b in bundles}
     assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2,
