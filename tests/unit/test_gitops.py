@@ -216,8 +216,11 @@ def test_a_push_url_commits_on_top_of_the_remote_branch_and_never_creates_a_repo
     subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(remote)], check=True)
     url = f"file://{remote}"
     first = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
-    log = lambda: subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],  # noqa: E731
-                                 capture_output=True, text=True, check=True).stdout.split()
+
+    def log() -> list[str]:
+        return subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],
+                              capture_output=True, text=True, check=True).stdout.split()
+
     assert first["changed"] and log() == [first["commit"]] and not os.path.exists(local)
     again = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
     assert not again["changed"] and again["commit"] == first["commit"]
