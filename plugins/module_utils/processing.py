@@ -545,8 +545,10 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
 # A ConfigMap holds at most 1 MiB; the DAGs must fit (with room for the object's metadata).
 MAX_DAG_BYTES = 1000 * 1024
 _CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# The keys of processing_airflow_secret (the secrets role's secrets_airflow writes exactly these). [api] secret_key:
+# one value for every component, or the API server cannot read the scheduler's task logs.
 SECRET_KEYS = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sql_alchemy_conn", "AIRFLOW__CORE__FERNET_KEY": "fernet_key",
-               "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret"}
+               "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret", "AIRFLOW__API__SECRET_KEY": "api_secret_key"}
 
 
 def dag_files(paths: list) -> dict:
