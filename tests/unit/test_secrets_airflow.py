@@ -87,3 +87,13 @@ def test_variable_errors_check_the_secret_is_where_processing_reads_it():
     assert len(unread) == 1 and unread[0].startswith("secrets_airflow.mlflow_secret_name")
     weak = variable_errors({**values, "secrets_airflow": {**AIRFLOW, "fernet_key": "x" * 44}}, context)
     assert weak and weak[0].startswith("secrets_airflow.fernet_key")
+
+
+def test_processing_checks_an_absent_airflow_image_as_the_roles_default():
+    import pathlib
+
+    import yaml
+    defaults = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "roles/processing/defaults/main.yml").read_text())
+    assert processing.AIRFLOW_IMAGE == defaults["processing_airflow_image"]
+    assert not [e for e in processing.variable_errors({"processing_airflow": True}) if "image" in e]
+    assert [e for e in processing.variable_errors({"processing_airflow": True, "processing_airflow_image": ""}) if "image" in e]
