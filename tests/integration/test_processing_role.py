@@ -193,7 +193,7 @@ def test_operators_and_team_access_converge_and_are_idempotent(kubeconfig, api_c
     # Airflow: its three Deployments Ready, the DAG ConfigMap holds exactly the role's files/dags/*.py, the
     # metadata database comes from the Secret (a reference, no value in any object the role applied).
     # The apply did not wait for them (the secrets role wrote their Secret after it): poll, KWOK is quick.
-    for _ in range(60):
+    for _attempt in range(60):
         airflow = {d.metadata.name: d for d in apps.list_namespaced_deployment(AIRFLOW_NS).items}
         if all(d.status.ready_replicas == 1 for d in airflow.values()):
             break
