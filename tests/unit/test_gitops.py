@@ -120,7 +120,7 @@ def test_every_platform_role_but_cluster_maps_to_a_component():
     assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "secrets", "kafka"]
     # every role's bundle maps, also those not rendered by default; seldon's are named after what they
     # carry (the charts' Applications, its CRDs, the runtimes)
-    bundles = roles + ["redis", "processing", "seldon-controller", "seldon-crds", "seldon-runtimes"]
+    bundles = [*roles, "redis", "processing", "seldon-controller", "seldon-crds", "seldon-runtimes"]
     assert set(bundles) <= set(gitops.DEFAULT_COMPONENTS)
     waves = {gitops.DEFAULT_COMPONENTS[b]["component"]: gitops.DEFAULT_COMPONENTS[b]["wave"] for b in bundles}
     assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2,
@@ -197,8 +197,11 @@ def test_a_push_url_commits_on_top_of_the_remote_branch_and_never_creates_a_repo
     subprocess.run(["git", "init", "--bare", "-q", "-b", "main", str(remote)], check=True)
     url = f"file://{remote}"
     first = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
-    log = lambda: subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],  # noqa: E731
-                                 capture_output=True, text=True, check=True).stdout.split()
+
+    def log():
+        return subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],
+                              capture_output=True, text=True, check=True).stdout.split()
+
     assert first["changed"] and log() == [first["commit"]] and not os.path.exists(local)
     again = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
     assert not again["changed"] and again["commit"] == first["commit"]
