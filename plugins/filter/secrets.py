@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ansible_collections.mlops.platform.plugins.module_utils.plain_data import plain_args
 from ansible_collections.mlops.platform.plugins.module_utils.secrets import (
+    airflow_errors,
     grafana_errors,
     missing_errors,
     redis_errors,
@@ -29,7 +30,7 @@ from ansible_collections.mlops.platform.plugins.module_utils.secrets import (
     secrets_specs,
 )
 
-__all__ = ["FilterModule", "grafana_errors", "missing_errors", "redis_errors", "redis_team_secret", "secrets_missing",
+__all__ = ["FilterModule", "airflow_errors", "grafana_errors", "missing_errors", "redis_errors", "redis_team_secret", "secrets_missing",
            "secrets_objects", "secrets_specs"]
 
 
@@ -40,4 +41,4 @@ class FilterModule:
         return {"secrets_missing": plain_args(secrets_missing), "secrets_objects": plain_args(secrets_objects),
                 "secrets_specs": plain_args(secrets_specs), "secrets_grafana_errors": plain_args(grafana_errors),
                 "secrets_redis_errors": plain_args(redis_errors), "secrets_redis_team_secret": plain_args(redis_team_secret),
-                "secrets_missing_errors": plain_args(missing_errors)}
+                "secrets_missing_errors": plain_args(missing_errors), "secrets_airflow_errors": plain_args(airflow_errors)}

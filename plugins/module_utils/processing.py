@@ -261,7 +261,8 @@ def role_settings(values: dict) -> dict:
         "team_defaults": values.get("processing_team_defaults") or {},
         "airflow": bool(values.get("processing_airflow", False)),
         "airflow_namespace": values.get("processing_airflow_namespace", "airflow"),
-        "airflow_image": values.get("processing_airflow_image", ""),
+        # Absent (validate_roles passes only the values an inventory sets): the role's default.
+        "airflow_image": values.get("processing_airflow_image", AIRFLOW_IMAGE),
         "airflow_secret": values.get("processing_airflow_secret", "airflow"),
         "airflow_env": values.get("processing_airflow_env") or {},
         "airflow_env_from_secrets": list(values.get("processing_airflow_env_from_secrets") or []),
@@ -541,12 +542,15 @@ def team_objects(plan: dict, settings: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 AIRFLOW = "airflow"
 AIRFLOW_DAGS = "airflow-dags"
+AIRFLOW_IMAGE = "docker.io/apache/airflow:3.3.2"  # the role's default (defaults/main.yml, files/airflow-requirements.txt)
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor")
 # A ConfigMap holds at most 1 MiB; the DAGs must fit (with room for the object's metadata).
 MAX_DAG_BYTES = 1000 * 1024
 _CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# The keys of processing_airflow_secret (the secrets role's secrets_airflow writes exactly these). [api] secret_key:
+# one value for every component, or the API server cannot read the scheduler's task logs.
 SECRET_KEYS = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sql_alchemy_conn", "AIRFLOW__CORE__FERNET_KEY": "fernet_key",
-               "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret"}
+               "AIRFLOW__API_AUTH__JWT_SECRET": "jwt_secret", "AIRFLOW__API__SECRET_KEY": "api_secret_key"}
 
 
 def dag_files(paths: list) -> dict:

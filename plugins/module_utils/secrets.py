@@ -11,6 +11,8 @@
 - ``missing_errors(specs)``: the message naming them, the role's check.
 - ``grafana_errors(mode, grafana)``: a short or well-known Grafana admin password, the role's check.
 - ``redis_errors(mode, redis)``: a short, well-known or unquotable Redis password, the role's check.
+- ``airflow_errors(mode, airflow)``: an invalid Fernet key, short or well-known JWT/API secrets, a metadata
+  database URL Airflow cannot share between its pods, the role's check.
 - ``variable_errors(values, context)``: all of them in direct mode, run by mlops.platform.validate_roles
   before anything changes.
 
@@ -68,6 +70,12 @@ REGISTRY_KEYS = ("server", "username", "password")
 DATABASE_KEYS = ("username", "password", "host", "port", "database", "driver")
 GRAFANA_KEYS = ("admin_user", "admin_password")
 REDIS_KEYS = ("password", "host", "port")
+# Airflow's Secret (the processing role's processing_airflow_secret): its keys are the ones the role's
+# Deployments read (processing.SECRET_KEYS, checked by the unit tests), from these settings.
+AIRFLOW_SECRET_KEYS = {"sql_alchemy_conn": "sql_alchemy_conn", "fernet_key": "fernet_key",
+                       "jwt_secret": "jwt_secret", "api_secret_key": "api_secret_key"}
+AIRFLOW_DATABASE_KEYS = ("database_username", "database_password", "database_host", "database_port", "database_name")
+AIRFLOW_MLFLOW_KEYS = ("tracking_uri", "tracking_username", "tracking_password")
 
 
 def _text(value) -> str:
@@ -87,7 +95,7 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
     """{namespace, team, missing, [missing_training], secret: {name, type, data}} per (namespace, secret)."""
     s3, mlflow, reg = settings.get("s3") or {}, settings.get("mlflow") or {}, settings.get("registry") or {}
     db, grafana = settings.get("database") or {}, settings.get("grafana") or {}
-    redis = settings.get("redis") or {}
+    redis, airflow = settings.get("redis") or {}, settings.get("airflow") or {}
     platform, registry = settings["platform_secret_name"], settings["registry_secret_name"]
     redis_team = redis_team_secret(redis)
     specs = []
@@ -149,6 +157,37 @@ def secrets_specs(rows: list, settings: dict) -> list[dict]:
                       "missing": _missing("secrets_redis", redis, ("password",)),
                       "secret": {"name": redis.get("name"), "type": "Opaque",
                                  "data": {"password": _text(redis.get("password"))}}})
+    if _true(airflow.get("enabled", False)):
+        specs += airflow_specs(airflow, mlflow)
+    return specs
+
+
+def airflow_sql_alchemy_conn(airflow: dict) -> str:
+    """``sql_alchemy_conn`` as set, or built from the database fields (user and password URL-quoted)."""
+    if _text(airflow.get("sql_alchemy_conn")):
+        return _text(airflow.get("sql_alchemy_conn"))
+    user, password = quote(_text(airflow.get("database_username")), safe=""), quote(_text(airflow.get("database_password")), safe="")
+    return (f"{_text(airflow.get('database_scheme')) or 'postgresql+psycopg2'}://{user}:{password}"
+            f"@{_text(airflow.get('database_host'))}:{_text(airflow.get('database_port'))}/{_text(airflow.get('database_name'))}")
+
+
+def airflow_specs(airflow: dict, mlflow: dict) -> list[dict]:
+    """Airflow's Secret <namespace>/<name> (sql_alchemy_conn, fernet_key, jwt_secret, api_secret_key) and, when
+    ``mlflow_secret_name`` is set, a Secret there with MLFLOW_TRACKING_URI/USERNAME/PASSWORD for the DAGs (a pod
+    reads Secrets of its own namespace only: the teams' ml-platform Secrets are out of Airflow's reach)."""
+    ns = airflow.get("namespace")
+    missing = [] if _text(airflow.get("sql_alchemy_conn")) else _missing("secrets_airflow", airflow, AIRFLOW_DATABASE_KEYS)
+    missing += _missing("secrets_airflow", airflow, ("fernet_key", "jwt_secret", "api_secret_key"))
+    data = {"sql_alchemy_conn": airflow_sql_alchemy_conn(airflow)}
+    data.update({key: _text(airflow.get(setting)) for key, setting in AIRFLOW_SECRET_KEYS.items() if key != "sql_alchemy_conn"})
+    specs = [{"namespace": ns, "team": "", "missing": missing,
+              "secret": {"name": airflow.get("name"), "type": "Opaque", "data": data}}]
+    if _text(airflow.get("mlflow_secret_name")):
+        specs.append({"namespace": ns, "team": "", "missing": _missing("secrets_mlflow", mlflow, AIRFLOW_MLFLOW_KEYS),
+                      "secret": {"name": airflow.get("mlflow_secret_name"), "type": "Opaque",
+                                 "data": {"MLFLOW_TRACKING_URI": _text(mlflow.get("tracking_uri")),
+                                          "MLFLOW_TRACKING_USERNAME": _text(mlflow.get("tracking_username")),
+                                          "MLFLOW_TRACKING_PASSWORD": _text(mlflow.get("tracking_password"))}}})
     return specs
 
 
@@ -208,6 +247,50 @@ def redis_errors(mode: str, redis: dict | None) -> list[str]:
     return errors
 
 
+# Secrets of Airflow's docs, examples and charts: never the platform's JWT or API secret.
+WELL_KNOWN_AIRFLOW_SECRETS = ("secret", "changeme", "password", "airflow", "temporary_key", "jwt_secret", "secret_key")
+# Metadata databases the scheduler, DAG processor and API server (separate pods) can share.
+AIRFLOW_SCHEMES = ("postgresql", "mysql")
+
+
+def fernet_key_valid(key) -> bool:
+    """A Fernet key as cryptography's Fernet takes it: 32 bytes, URL-safe base64 (44 characters with padding)."""
+    text = _text(key).strip()
+    if not re.match(r"^[A-Za-z0-9_-]{43}=$", text):
+        return False
+    try:
+        return len(base64.urlsafe_b64decode(text)) == 32
+    except ValueError:
+        return False
+
+
+def airflow_errors(mode: str, airflow: dict | None) -> list[str]:
+    """In direct mode with ``secrets_airflow.enabled``: a valid Fernet key, JWT and API secrets of 16+ characters
+    that are not well known, and a PostgreSQL or MySQL metadata database URL. Names settings, never values;
+    empty values are the missing check's."""
+    airflow = airflow or {}
+    if mode != "direct" or not _true(airflow.get("enabled", False)):
+        return []
+    errors = []
+    if _text(airflow.get("fernet_key")) and not fernet_key_valid(airflow.get("fernet_key")):
+        errors.append("secrets_airflow.fernet_key is not a Fernet key (32 bytes, URL-safe base64, 44 characters); Airflow "
+                      "could not encrypt connections and variables. Fix: set it from a vault, made with "
+                      "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`")
+    for key in ("jwt_secret", "api_secret_key"):
+        value = _text(airflow.get(key))
+        if value and (len(value) < 16 or value.lower() in WELL_KNOWN_AIRFLOW_SECRETS):
+            errors.append(f"secrets_airflow.{key} must have 16+ characters and not be a well-known one (it signs Airflow's "
+                          "API tokens). Fix: set it from a vault, e.g. `openssl rand -base64 32`")
+    conn = airflow_sql_alchemy_conn(airflow)
+    scheme = conn.split("://", 1)[0].split("+", 1)[0] if "://" in conn else ""
+    user_set = _text(airflow.get("sql_alchemy_conn")) or all(_text(airflow.get(k)) for k in AIRFLOW_DATABASE_KEYS)
+    if user_set and scheme not in AIRFLOW_SCHEMES:
+        errors.append("secrets_airflow: the metadata database URL (sql_alchemy_conn, or database_scheme) is not "
+                      f"{' or '.join(AIRFLOW_SCHEMES)}; Airflow's pods share it, so SQLite cannot be it. Fix: e.g. "
+                      "postgresql+psycopg2://<user>:<password>@<host>:5432/airflow")
+    return errors
+
+
 def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     """In direct mode, the Grafana admin password's check and the names of the empty values the teams'
     secrets need (never the values).
@@ -221,11 +304,32 @@ def variable_errors(values: dict, context: dict | None = None) -> list[str]:
     weak = grafana_errors("direct", grafana) if _text(grafana.get("admin_password")) else []
     redis = values.get("secrets_redis") or {}
     weak += redis_errors("direct", redis) if _text(redis.get("password")) else []
+    airflow = values.get("secrets_airflow") or {}
+    weak += airflow_errors("direct", airflow)
+    weak += airflow_place_errors(airflow, context or {})
     settings = {"platform_secret_name": values.get("secrets_platform_secret_name", "ml-platform"),
                 "registry_secret_name": values.get("secrets_registry_secret_name", "ghcr"),
-                **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana", "redis")},
+                **{key: values.get(f"secrets_{key}") or {} for key in ("s3", "mlflow", "registry", "grafana", "redis", "airflow")},
                 "database": values.get("secrets_mlflow_database") or {}}
     return missing_errors(secrets_specs(team_namespaces(values.get("secrets_teams")), settings)) + weak
+
+
+def airflow_place_errors(airflow: dict, context: dict) -> list[str]:
+    """With the processing role's values in ``context`` (validate_roles) and Airflow on: the Secret goes where
+    its Deployments read it, and they read the MLflow Secret (processing_airflow_env_from_secrets)."""
+    if not _true(airflow.get("enabled", False)) or not _true(context.get("processing_airflow", False)):
+        return []
+    errors = []
+    where = (context.get("processing_airflow_namespace", "airflow"), context.get("processing_airflow_secret", "airflow"))
+    if (airflow.get("namespace"), airflow.get("name")) != where:
+        errors.append(f"secrets_airflow: puts Airflow's Secret at {airflow.get('namespace')}/{airflow.get('name')}, its pods read "
+                      f"{where[0]}/{where[1]}. Fix: the same namespace (processing_airflow_namespace) and name "
+                      "(processing_airflow_secret)")
+    mlflow_secret = _text(airflow.get("mlflow_secret_name"))
+    if mlflow_secret and mlflow_secret not in (context.get("processing_airflow_env_from_secrets") or []):
+        errors.append(f"secrets_airflow.mlflow_secret_name: {mlflow_secret} is made for Airflow's DAGs but not read. Fix: "
+                      "add it to processing_airflow_env_from_secrets, or set it to ''")
+    return errors
 
 
 def missing_errors(specs: list) -> list[str]:

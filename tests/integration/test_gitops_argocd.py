@@ -7,10 +7,10 @@ The Sealed Secrets controller (roles/secrets/files/controllers.sh) runs as a pro
 its upstream RBAC) and its /v1/cert.pem is the role's gitops_sealing_cert.
 
 playbooks/gitops.yml renders every platform role (team_isolation, storage, mlflow, monitoring, redis,
-secrets, kafka, processing, seldon with its stand-in CRDs; mlops_render_only), seals each Secret into
-a SealedSecret, commits the tree and applies the app-of-apps; the test shows every Application Synced and Healthy, the waves in
-order, no secret value in Git or in the output, the objects (the unsealed Secrets' keys and values
-included) equal to what the push path creates, a second converge changing nothing, selfHeal
+processing, secrets, kafka, seldon with its stand-in CRDs; mlops_render_only), seals each Secret into
+a SealedSecret, commits the tree and applies the app-of-apps; the test shows every Application Synced
+and Healthy, the waves in order, no secret value in Git or in the output, the objects (the unsealed
+Secrets' keys and values included) equal to what the push path creates, a second converge changing nothing, selfHeal
 restoring a deleted object, a removed team pruned, and every rendered Application, AppProject,
 GitRepository and Kustomization accepted by a server-side dry run.
 
@@ -45,8 +45,8 @@ NAME = "mlops-it-gitops-argocd"
 COMPONENTS = {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2, "redis": 2,
               "secrets": 2, "seldon": 3}
 # The objects of each component's directory (the Kafka namespace, rendered by kafka and secrets, only in kafka's).
-OBJECTS = {"team-isolation": 28, "storage": 7, "kafka": 13, "processing": 42, "mlflow": 12, "monitoring": 51, "redis": 5,
-           "secrets": 8, "seldon": 6}
+OBJECTS = {"team-isolation": 28, "storage": 7, "kafka": 13, "processing": 49, "mlflow": 12, "monitoring": 51, "redis": 5,
+           "secrets": 10, "seldon": 6}
 APPS = {f"mlops-{c}" for c in COMPONENTS} | {"mlops-root"}
 # No operator reconciles these here (see the module docstring): healthy once applied. Test settings only.
 OFFLINE_HEALTH = {
@@ -65,9 +65,9 @@ PUSH = """
     - mlops.platform.mlflow
     - mlops.platform.monitoring
     - mlops.platform.redis
+    - mlops.platform.processing
     - mlops.platform.secrets
     - mlops.platform.kafka
-    - mlops.platform.processing
     - mlops.platform.seldon
 """
 
@@ -305,8 +305,8 @@ def test_argocd_syncs_the_rendered_platform_seals_its_secrets_and_heals_it(gitop
     objects = [o for objs in components.values() for o in objs]
     assert not [o for o in objects if o["kind"] == "Secret"]
     sealed = sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in objects if o["kind"] == "SealedSecret")
-    assert sealed == ["financial-ml/kafka-credentials", "financial-ml/ml-platform", "financial-ml/redis",
-                      "financial-mlops-pytorch/ghcr", "financial-mlops-pytorch/ml-platform", "kafka/financial-ml-scram-password",
+    assert sealed == ["airflow/airflow", "airflow/airflow-mlflow", "financial-ml/kafka-credentials", "financial-ml/ml-platform",
+                      "financial-ml/redis", "financial-mlops-pytorch/ghcr", "financial-mlops-pytorch/ml-platform", "kafka/financial-ml-scram-password",
                       "minio/minio-credentials", "mlflow/mlflow-database-secret", "mlflow/mlflow-server",
                       "monitoring/alertmanager-alertmanager-config", "monitoring/grafana-admin", "redis/redis-auth"]
     synced = live_objects(kubeconfig, objects)

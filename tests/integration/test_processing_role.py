@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import pathlib
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -46,6 +47,13 @@ TEAMS = [
     {"name": "it-proc-c", "access": {"edit": {"groups": ["it-proc-c-engineers"]}}},
 ]
 NAMESPACES = [t["name"] for t in TEAMS]
+SECRETS_MLFLOW = {"tracking_uri": "http://mlflow.mlflow.svc:5000", "tracking_username": "mlflow", "tracking_password": "it-tracking"}
+# Test-only values; the Fernet key a valid one (the secrets role refuses any other).
+SECRETS_AIRFLOW = {"enabled": True, "name": "airflow", "namespace": AIRFLOW_NS, "database_username": "airflow",
+                   "database_password": "it-db-password", "database_host": "db.invalid", "database_port": 5432,
+                   "database_name": "airflow", "fernet_key": "aXQtcHJvY2Vzc2luZy1haXJmbG93LWZlcm5ldC1rZXk=",
+                   "jwt_secret": "it-airflow-jwt-secret", "api_secret_key": "it-airflow-api-secret-key",
+                   "mlflow_secret_name": "airflow-mlflow"}
 DEFAULTS = yaml.safe_load((ROOT / "roles" / "processing" / "defaults" / "main.yml").read_text(encoding="utf-8"))
 
 
@@ -61,11 +69,6 @@ def converged(kubeconfig, api_client, crds_file, tmp_path_factory):
     """The teams isolated and the role converged once; everything the test created is removed afterwards."""
     core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
     try:
-        # Airflow's Secret (the role reads it, never writes it): made here as the secrets role would.
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=AIRFLOW_NS)))
-        core.create_namespaced_secret(AIRFLOW_NS, client.V1Secret(metadata=client.V1ObjectMeta(name="airflow"), string_data={
-            "sql_alchemy_conn": "postgresql+psycopg2://airflow:test-only@db.invalid/airflow", "fernet_key": "test-only",
-            "jwt_secret": "test-only"}))
         yield converge(tmp_path_factory.mktemp("processing"), kubeconfig, crds_file, TEAMS, isolation=True)
     finally:
         for name in [*NAMESPACES, SPARK_NS, FLINK_NS, AIRFLOW_NS]:
@@ -86,13 +89,17 @@ def converge(tmp_path: pathlib.Path, kubeconfig: str, crds: str, teams: list, *a
     variables = {"teams": teams, "team_isolation_kubeconfig": kubeconfig, "processing_kubeconfig": kubeconfig,
                  "processing_enabled": True, "processing_instance": INSTANCE, "processing_crds_file": crds,
                  "processing_spark_namespace": SPARK_NS, "processing_flink_namespace": FLINK_NS,
-                 "processing_airflow": True, "processing_airflow_namespace": AIRFLOW_NS}
+                 "processing_airflow": True, "processing_airflow_namespace": AIRFLOW_NS,
+                 "processing_airflow_env_from_secrets": ["airflow-mlflow"],
+                 # The secrets role after processing, as site.yml orders them: processing makes Airflow's namespace
+                 # (and does not wait for the Deployments without their Secret), the secrets role fills it.
+                 "secrets_kubeconfig": kubeconfig, "secrets_mlflow": SECRETS_MLFLOW, "secrets_airflow": SECRETS_AIRFLOW}
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(yaml.safe_dump(variables))
     vars_file.chmod(0o600)
     playbook = tmp_path / "processing.yml"
     playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n"
-                        + ("    - mlops.platform.team_isolation\n" if isolation else "") + "    - mlops.platform.processing\n")
+                        + ("    - mlops.platform.team_isolation\n" if isolation else "") + "    - mlops.platform.processing\n    - mlops.platform.secrets\n")
     return run_playbook(playbook, "-i", "localhost,", "-c", "local", "-e",
                         "ansible_python_interpreter={{ ansible_playbook_python }}", "-e", f"@{vars_file}", *args)
 
@@ -185,13 +192,30 @@ def test_operators_and_team_access_converge_and_are_idempotent(kubeconfig, api_c
     assert "kubernetes.operator.watched.namespaces: it-proc-a\n" in config.data["config.yaml"]
     # Airflow: its three Deployments Ready, the DAG ConfigMap holds exactly the role's files/dags/*.py, the
     # metadata database comes from the Secret (a reference, no value in any object the role applied).
-    airflow = {d.metadata.name: d for d in apps.list_namespaced_deployment(AIRFLOW_NS).items}
+    # The apply did not wait for them (the secrets role wrote their Secret after it): poll, KWOK is quick.
+    for _attempt in range(60):
+        airflow = {d.metadata.name: d for d in apps.list_namespaced_deployment(AIRFLOW_NS).items}
+        if all(d.status.ready_replicas == 1 for d in airflow.values()):
+            break
+        time.sleep(0.5)
     assert sorted(airflow) == ["airflow-api-server", "airflow-dag-processor", "airflow-scheduler"]
     assert all(d.status.ready_replicas == 1 for d in airflow.values())
     dags = client.CoreV1Api(api_client).read_namespaced_config_map("airflow-dags", AIRFLOW_NS)
     assert sorted(dags.data or {}) == DAGS
     env = {e.name: e for e in airflow["airflow-scheduler"].spec.template.spec.containers[0].env}
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].value_from.secret_key_ref.name == "airflow"
+    # The Secret the secrets role wrote holds exactly the keys every Airflow container reads (a missing key would
+    # keep the pods from starting), and the DAGs' MLflow Secret is there for envFrom.
+    secret = client.CoreV1Api(api_client).read_namespaced_secret("airflow", AIRFLOW_NS)
+    for deployment in airflow.values():
+        spec = deployment.spec.template.spec
+        for container in [*spec.containers, *(spec.init_containers or [])]:
+            refs = {e.value_from.secret_key_ref.key for e in container.env
+                    if e.value_from and e.value_from.secret_key_ref and e.value_from.secret_key_ref.name == "airflow"}
+            assert refs == set(secret.data), (deployment.metadata.name, container.name)
+            assert [f.secret_ref.name for f in container.env_from or []] == ["airflow-mlflow"]
+    mlflow_secret = client.CoreV1Api(api_client).read_namespaced_secret("airflow-mlflow", AIRFLOW_NS)
+    assert sorted(mlflow_secret.data) == ["MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME"]
     assert airflow["airflow-scheduler"].spec.template.spec.init_containers[0].args == ["db", "migrate"]
     assert role_names(api_client, "it-proc-a") == {"mlops-spark-driver", "mlops-spark-operator", "mlops-flink-job",
                                                    "mlops-flink-operator", "mlops-processing-edit", "mlops-processing-view"}

@@ -137,9 +137,9 @@ def test_every_platform_role_but_cluster_maps_to_a_component():
     spec = yaml.safe_load(open(gitops.__file__.replace("plugins/module_utils/gitops.py",
                                                        "roles/gitops/meta/argument_specs.yml"), encoding="utf-8"))
     roles = spec["argument_specs"]["main"]["options"]["gitops_render_roles"]["default"]
-    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "redis", "secrets", "kafka", "processing", "seldon"]
+    assert roles == ["team_isolation", "storage", "mlflow", "monitoring", "redis", "processing", "secrets", "kafka", "seldon"]
     # seldon's bundles are named after what they carry (the charts' Applications, its CRDs, the runtimes)
-    bundles = [r for r in roles if r != "seldon"] + ["seldon-controller", "seldon-crds", "seldon-runtimes"]
+    bundles = [*(r for r in roles if r != "seldon"), "seldon-controller", "seldon-crds", "seldon-runtimes"]
     assert set(bundles) <= set(gitops.DEFAULT_COMPONENTS)
     waves = {gitops.DEFAULT_COMPONENTS[b]["component"]: gitops.DEFAULT_COMPONENTS[b]["wave"] for b in bundles}
     assert waves == {"team-isolation": 0, "storage": 1, "kafka": 1, "processing": 1, "mlflow": 2, "monitoring": 2,
@@ -217,7 +217,7 @@ def test_a_push_url_commits_on_top_of_the_remote_branch_and_never_creates_a_repo
     url = f"file://{remote}"
     first = gitops.commit_tree({"a/x.yaml": "x: 1\n"}, local, "main", "m", False, push_url=url)
 
-    def log() -> list[str]:
+    def log():
         return subprocess.run(["git", "--git-dir", str(remote), "log", "--format=%H", "main"],
                               capture_output=True, text=True, check=True).stdout.split()
 
