@@ -36,7 +36,8 @@ CHECKOUT_SKIP = {".git", ".venv", ".venv-mlflow", ".collections", ".pytest_cache
 UPSTREAM_DIR = pathlib.Path(subprocess.run(
     [str(pathlib.Path(__file__).resolve().parents[2] / "roles/monitoring/files/upstream.sh"), "path", "crds"],
     capture_output=True, text=True, check=True).stdout.strip()).parent
-CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw", "grafana_pw", "alert_hook", "redis_pw")
+CANARY_NAMES = ("s3_id", "s3_key", "mlflow_pw", "flask", "registry_pw", "db_pw", "grafana_pw", "alert_hook", "redis_pw",
+                "airflow_jwt", "airflow_api", "kafka_pw")
 
 
 def b64_forms(value: str) -> list[str]:
@@ -65,6 +66,8 @@ class Canaries:
         ).decode()
         # The key material is the PEM's middle line.
         values["signing_key"] = pem.splitlines()[1]
+        # A Fernet key is 32 bytes in URL-safe base64 (secrets_airflow checks it): the canary is such a key.
+        values["airflow_fernet"] = base64.urlsafe_b64encode(b"canaryfernet" + os.urandom(20)).decode()
         return cls(values, pem)
 
     def platform_vars(self) -> dict:
@@ -86,6 +89,13 @@ class Canaries:
                                 "admin_user": "admin", "admin_password": v["grafana_pw"]},
             "secrets_redis": {"enabled": True, "name": "redis-auth", "namespace": "redis", "team_secret_name": "redis",
                               "password": v["redis_pw"], "host": "redis.redis.svc.cluster.local", "port": 6379, "tls": False},
+            "secrets_airflow": {"enabled": True, "name": "airflow", "namespace": "airflow",
+                                "database_username": "mlflow", "database_password": v["db_pw"],
+                                "database_host": "mlflow-postgresql.mlflow.svc.cluster.local", "database_port": 5432,
+                                "database_name": "airflow", "database_scheme": "postgresql+psycopg2",
+                                "sql_alchemy_conn": "", "fernet_key": v["airflow_fernet"], "jwt_secret": v["airflow_jwt"],
+                                "api_secret_key": v["airflow_api"], "mlflow_secret_name": "airflow-mlflow"},
+            "kafka_team_passwords": {"financial-ml": v["kafka_pw"]},
             "monitoring_alertmanager_config": {
                 "route": {"receiver": "pager"},
                 "receivers": [{"name": "pager", "webhook_configs": [{"url": f"https://hooks.example/{v['alert_hook']}"}]}]},

@@ -100,9 +100,10 @@ def test_secrets_package_playbook_build_check_and_failures(offline, tmp_path):
     scan, args = offline
     both(scan, "playbooks/secrets_package.yml", *args, "-e", "secrets_package_date=20260101", rc_ok=True)
     packages = sorted(p.name for p in (tmp_path / "dist").iterdir())
-    # One per namespace with secrets: the teams', monitoring's (Grafana's admin, secrets_grafana) and
-    # redis's (the Redis password, secrets_redis).
-    assert packages == ["financial-ml-platform-secrets-20260101.tar.gz",
+    # One per namespace with secrets: the teams', monitoring's (Grafana's admin, secrets_grafana),
+    # redis's (the Redis password, secrets_redis) and airflow's (secrets_airflow).
+    assert packages == ["airflow-platform-secrets-20260101.tar.gz",
+                        "financial-ml-platform-secrets-20260101.tar.gz",
                         "financial-mlops-pytorch-platform-secrets-20260101.tar.gz",
                         "monitoring-platform-secrets-20260101.tar.gz",
                         "redis-platform-secrets-20260101.tar.gz"], packages
@@ -203,7 +204,7 @@ def test_every_playbook_on_a_cluster(leak_cluster, tmp_path):
 
     # Check mode with --diff after every value changed: Secrets reported as changing, values hidden.
     rotated = Canaries.new()
-    rotated.values.update({f"old_{k}": v for k, v in scan.canaries.values.items() if k in CANARY_NAMES})
+    rotated.values.update({f"old_{k}": v for k, v in scan.canaries.values.items() if k in (*CANARY_NAMES, "airflow_fernet")})
     scan.canaries = rotated
     runs = both(scan, "playbooks/site.yml", *args, "--check", "--diff", rc_ok=True)
     assert "Secret/financial-ml/ml-platform" in runs[0].output

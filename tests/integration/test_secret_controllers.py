@@ -51,6 +51,8 @@ TRAINING_KEYS = S3_KEYS | {
     "RCLONE_CONFIG_S3_ACCESS_KEY_ID", "RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", "RCLONE_CONFIG_S3_REGION",
     "RCLONE_CONFIG_S3_ENDPOINT",
 }
+# AWS S3 itself (prod: secrets_s3.endpoint_url empty): the endpoint keys are left out.
+AWS_TRAINING_KEYS = TRAINING_KEYS - {"AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "RCLONE_CONFIG_S3_ENDPOINT"}
 # Seed 003: mlflow-database-secret.
 DB_KEYS = {"username", "password", "host", "port", "database", "driver", "connection-url"}
 
@@ -351,8 +353,8 @@ def test_external_secrets_operator_fills_the_roles_external_secrets_from_moto(
     valued["secrets_grafana"]["admin_password"] = leak["mlflow_pw"] + "-grafana"
     expected = expected_secrets(valued)
     assert {k: set(v["data"]) for k, v in expected.items()} == {
-        ("ml-team", "ml-platform"): TRAINING_KEYS, ("ml-team", "ghcr"): {".dockerconfigjson"},
-        ("data-team", "ml-platform"): TRAINING_KEYS, ("mlflow", "mlflow-database-secret"): DB_KEYS,
+        ("ml-team", "ml-platform"): AWS_TRAINING_KEYS, ("ml-team", "ghcr"): {".dockerconfigjson"},
+        ("data-team", "ml-platform"): AWS_TRAINING_KEYS, ("mlflow", "mlflow-database-secret"): DB_KEYS,
         ("monitoring", "grafana-admin"): {"admin-user", "admin-password"},
     }
 
