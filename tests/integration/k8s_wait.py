@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kubernetes import client
@@ -21,3 +22,16 @@ def namespace_gone(api_client, name: str, timeout: float = 90) -> bool:
             raise
         time.sleep(1)
     return False
+
+
+@contextlib.contextmanager
+def fresh_namespace(api_client, name: str):
+    """A namespace that a test's run creates (helm does): absent before, deleted and waited for after."""
+    assert namespace_gone(api_client, name), f"{name} is still terminating from an earlier run"
+    yield
+    try:
+        client.CoreV1Api(api_client).delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    assert namespace_gone(api_client, name), f"{name} was not deleted"

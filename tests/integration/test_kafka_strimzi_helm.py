@@ -18,9 +18,8 @@ import subprocess
 import pytest
 import yaml
 from ansible_run import recap, run_role
-from k8s_wait import namespace_gone
+from k8s_wait import fresh_namespace
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.cluster
 
@@ -64,14 +63,8 @@ def archives(helm, strimzi_crds_file, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def cleanup(api_client):
-    assert namespace_gone(api_client, NS), f"{NS} is still terminating from an earlier run"
-    yield
-    try:
-        client.CoreV1Api(api_client).delete_namespace(NS)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    assert namespace_gone(api_client, NS), f"{NS} was not deleted"
+    with fresh_namespace(api_client, NS):
+        yield
 
 
 def converge(tmp_path: pathlib.Path, variables: dict, *args: str):

@@ -16,9 +16,8 @@ import subprocess
 import sys
 
 import pytest
-from k8s_wait import namespace_gone
+from k8s_wait import fresh_namespace
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 pytestmark = pytest.mark.cluster
 
@@ -62,14 +61,8 @@ def archives(helm, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def cleanup(api_client):
     """The release namespace (helm creates it) is deleted afterwards, and waited for, so a re-run starts clean."""
-    assert namespace_gone(api_client, NAMESPACE), f"{NAMESPACE} is still terminating from an earlier run"
-    yield
-    try:
-        client.CoreV1Api(api_client).delete_namespace(NAMESPACE)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    assert namespace_gone(api_client, NAMESPACE), f"{NAMESPACE} was not deleted"
+    with fresh_namespace(api_client, NAMESPACE):
+        yield
 
 
 def run_role(kubeconfig: str, helm: str, tmp_path: pathlib.Path, chart_archives: dict, expect_failure: bool = False,
